@@ -1,0 +1,74 @@
+//! The sans-IO core of an autoscaled task pool: Crawlee's `AutoscaledPool`, as a deterministic state machine.
+//!
+//! [`Pool`] decides when a task may start and how many should run. It never reads a clock, performs IO or
+//! names a runtime: time, sensor readings and task outcomes are its inputs. With the `alloc` feature,
+//! [`driver`] runs a pool as a hand-polled future over any runtime; with `test-util`, [`testing`] drives it in
+//! virtual time.
+//!
+//! # Features
+//!
+//! - `alloc`: the run driver.
+//! - `std` (default, implies `alloc`): panic capture in the driver.
+//! - `test-util`: the deterministic harness (virtual clock, manual executor, scripted sensors, simulator).
+//!
+//! # Examples
+//!
+//! The machine alone, in virtual time:
+//!
+//! ```
+//! use core::time::Duration;
+//! use pool_core::{ConcurrencySettings, CpuReading, Event, Instant, Pool, PoolConfig, Refusal, SignalId};
+//!
+//! let mut config = PoolConfig::default();
+//! config.concurrency = ConcurrencySettings::default().with_min(1).with_desired(1).with_max(4);
+//! let mut pool = Pool::new(config).unwrap();
+//!
+//! let t0 = Instant::ZERO;
+//! pool.start_run(t0).unwrap();
+//! // The first autoscale tick runs at once: desired 1 scales to 2 even before any task starts.
+//! assert_eq!(pool.desired_concurrency(), 2);
+//!
+//! // A CPU pinned at 100 % for the current window blocks starts beyond `min`.
+//! for s in 0..=5 {
+//!     let at = t0 + Duration::from_secs(s);
+//!     pool.handle_cpu(at, CpuReading { at, used_ratio: 1.0 }).unwrap();
+//! }
+//! let now = t0 + Duration::from_secs(5);
+//! pool.poll_start(now).unwrap(); // current 0 < min 1: the floor is exempt
+//! pool.handle_task_started(now).unwrap();
+//! let mut cpu = pool_core::SignalSet::EMPTY;
+//! cpu.insert(SignalId::Cpu);
+//! assert_eq!(pool.poll_start(now), Err(Refusal::Overloaded(cpu)));
+//! while let Some(e) = pool.poll_event() {
+//!     if let Event::Scaled(d) = e { println!("{d}"); }
+//! }
+//! ```
+#![no_std]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+#[cfg(feature = "alloc")]
+extern crate alloc;
+#[cfg(feature = "std")]
+extern crate std;
+
+pub mod config;
+pub mod pool;
+pub mod scale;
+pub mod snapshot;
+pub mod status;
+pub mod time;
+
+pub use config::{
+    ConcurrencySettings, ConfigError, MemoryBudget, PoolConfig, ScalingSettings, SnapshotSettings,
+    StatusSettings, TimeoutPolicy,
+};
+pub use pool::{
+    Action, Event, Pool, Refusal, RunError, RunReport, ScaleDecision, StatusRecord, TaskOutcome,
+    Verdict,
+};
+pub use scale::{CrawleePolicy, Scale, ScaleInput, ScaleReason, ScalingPolicy};
+pub use status::{
+    CpuReading, CustomLoadInfo, LoadRatioInfo, MemoryReading, ReadingError, SignalError, SignalId,
+    SignalSet, SystemInfo,
+};
+pub use time::Instant;

@@ -1,0 +1,108 @@
+//! `cargo xtask ci`: every CI step in order, run to the end so that one run reports every failure.
+
+use std::{
+    env, fs,
+    path::Path,
+    process::{Command, ExitCode},
+    time::Instant,
+};
+
+use crate::{Result, all_ok, cargo, crate_dirs, nostd, package_name, run_command, tidy};
+
+/// A named CI step over the workspace at the given root.
+type Step = (&'static str, fn(&Path) -> Result<()>);
+
+/// The steps, in the order CI runs them: the cheap, most often failing checks come first.
+const STEPS: &[Step] = &[
+    ("fmt", fmt),
+    ("clippy", clippy),
+    ("test", test),
+    ("doc", doc),
+    ("nostd", nostd::run),
+    ("tidy", tidy::report),
+];
+
+/// Runs every step, prints a summary table, and fails if any step failed.
+pub(crate) fn run(root: &Path) -> ExitCode {
+    if env::var_os("CI").is_some() {
+        print_versions(root);
+    }
+    let mut outcomes = Vec::new();
+    for &(name, step) in STEPS {
+        println!("==> {name}");
+        let started = Instant::now();
+        let res = step(root);
+        if let Err(err) = &res {
+            eprintln!("error: step `{name}` failed:\n{err}");
+        }
+        outcomes.push((name, res.is_ok(), started.elapsed()));
+    }
+
+    println!();
+    let width = STEPS.iter().map(|(name, _)| name.len()).max().unwrap_or(0);
+    for (name, passed, elapsed) in &outcomes {
+        let status = if *passed { "PASS" } else { "FAIL" };
+        println!("{status}  {name:<width$}  ({:.1}s)", elapsed.as_secs_f64());
+    }
+    let n_failed = outcomes.iter().filter(|(_, passed, _)| !passed).count();
+    println!(
+        "xtask ci: {} passed, {n_failed} failed",
+        outcomes.len() - n_failed
+    );
+    if n_failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+fn print_versions(root: &Path) {
+    // Versions only help a reader of the CI log; failing to print them must not fail the run.
+    for mut cmd in [Command::new("rustc"), cargo(root)] {
+        if let Err(err) = run_command(cmd.arg("--version")) {
+            eprintln!("warning: {err}");
+        }
+    }
+}
+
+fn fmt(root: &Path) -> Result<()> {
+    run_command(cargo(root).args(["fmt", "--all", "--", "--check"]))
+}
+
+fn clippy(root: &Path) -> Result<()> {
+    // Each package is linted on its own because `--workspace` unifies features across packages,
+    // which would hide a `std` leak in a crate that is meant to build without it.
+    let mut cmds = Vec::new();
+    for dir in crate_dirs(root)? {
+        let manifest = fs::read_to_string(dir.join("Cargo.toml"))?;
+        let name =
+            package_name(&manifest).ok_or_else(|| format!("{}: no package name", dir.display()))?;
+        cmds.push(clippy_cmd(root, name, &["--all-targets", "--all-features"]));
+    }
+    cmds.push(clippy_cmd(root, "pool-core", &["--no-default-features"]));
+    let alloc = ["--no-default-features", "--features", "alloc"];
+    cmds.push(clippy_cmd(root, "pool-core", &alloc));
+    all_ok(cmds.iter_mut().filter_map(|cmd| run_command(cmd).err()))
+}
+
+fn clippy_cmd(root: &Path, package: &str, flags: &[&str]) -> Command {
+    let mut cmd = cargo(root);
+    cmd.args(["clippy", "-p", package])
+        .args(flags)
+        .args(["--", "-D", "warnings"]);
+    cmd
+}
+
+fn test(root: &Path) -> Result<()> {
+    run_command(cargo(root).args(["test", "--workspace", "--all-features"]))
+}
+
+fn doc(root: &Path) -> Result<()> {
+    // Docs deny warnings through `RUSTDOCFLAGS` rather than `RUSTFLAGS`, which would change the
+    // compiler flags and so rebuild everything the other steps have already built.
+    run_command(
+        cargo(root)
+            .args(["doc", "--workspace", "--no-deps", "--all-features"])
+            .env("RUSTDOCFLAGS", "-D warnings"),
+    )
+}
