@@ -52,7 +52,10 @@ extern crate alloc;
 extern crate std;
 
 pub mod config;
+#[cfg(feature = "alloc")]
+pub mod driver;
 pub mod pool;
+pub mod runtime;
 pub mod scale;
 pub mod snapshot;
 pub mod status;
@@ -62,10 +65,13 @@ pub use config::{
     ConcurrencySettings, ConfigError, MemoryBudget, PoolConfig, ScalingSettings, SnapshotSettings,
     StatusSettings, TimeoutPolicy,
 };
+#[cfg(feature = "alloc")]
+pub use driver::{EventSink, Handle, InPlace, Launch, PoolError, Run, Spawn, Spawned, TaskPanic};
 pub use pool::{
     Action, Event, Pool, Refusal, RunError, RunReport, ScaleDecision, StatusRecord, TaskOutcome,
     Verdict,
 };
+pub use runtime::{Clock, FnTasks, Runtime, Sensors, TaskFns, Timer, task_fns};
 pub use scale::{CrawleePolicy, Scale, ScaleInput, ScaleReason, ScalingPolicy};
 pub use status::{
     CpuReading, CustomLoadInfo, LoadRatioInfo, MemoryReading, ReadingError, SignalError, SignalId,

@@ -1,0 +1,905 @@
+//! The run driver: one hand-polled future that drives a [`Pool`] over any runtime.
+//!
+//! [`Run`] owns nothing for longer than a run: it borrows the machine, the user's task functions, the
+//! runtime and the sensors. Each poll it applies the [`Handle`]'s requests, runs due ticks, samples sensors,
+//! reaps finished tasks, and starts new ones while the gate is open. It sleeps on exactly two things: its
+//! one re-armable timer and its waker, which tasks and handles wake. It never polls on an interval of its
+//! own.
+//!
+//! Tasks run either in place ([`InPlace`]: the driver polls the task futures itself, for single-threaded and
+//! embedded executors and for the deterministic harness) or on a runtime's executor ([`Spawned`]). Either
+//! way each task lives in a slot that is allocated once and reused, so starting and reaping a task
+//! allocates nothing in the pool.
+
+use alloc::boxed::Box;
+use alloc::collections::VecDeque;
+use alloc::string::String;
+use alloc::sync::Arc;
+use alloc::task::Wake;
+use alloc::vec::Vec;
+use core::fmt;
+use core::future::Future;
+use core::pin::Pin;
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use core::task::{Context, Poll, Waker};
+use core::time::Duration;
+
+use atomic_waker::AtomicWaker;
+use event_listener::Event as Notify;
+
+use crate::config::ConfigError;
+use crate::pool::{Action, Event, Pool, RunError, RunReport, TaskOutcome, Verdict};
+use crate::runtime::{Runtime, Sensors, TaskFns, Timer};
+use crate::scale::ScalingPolicy;
+use crate::time::Instant;
+
+/// A task or task function panicked; the message is what `panic!` was given.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TaskPanic {
+    /// The panic message, or a placeholder when the payload was not a string.
+    pub message: String,
+}
+
+impl TaskPanic {
+    /// Builds one from a panic payload.
+    #[cfg(feature = "std")]
+    pub fn from_payload(payload: &(dyn core::any::Any + Send)) -> Self {
+        let message = if let Some(s) = payload.downcast_ref::<&str>() {
+            String::from(*s)
+        } else if let Some(s) = payload.downcast_ref::<String>() {
+            s.clone()
+        } else {
+            String::from("a panic with a non-string payload")
+        };
+        TaskPanic { message }
+    }
+}
+
+impl fmt::Display for TaskPanic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "a task panicked: {}", self.message)
+    }
+}
+
+impl core::error::Error for TaskPanic {}
+
+/// Why a run failed. The user's error type `E` comes out unchanged in [`PoolError::Task`].
+#[derive(Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PoolError<E> {
+    /// `run_task`, `is_task_ready` or `is_finished` returned this error first.
+    Task(E),
+    /// A task or task function panicked.
+    Panicked(TaskPanic),
+    /// A task outlived its timeout and the timeout policy fails the pool.
+    TimedOut(Duration),
+    /// The pool is already running.
+    AlreadyRunning,
+}
+
+impl<E: fmt::Display> fmt::Display for PoolError<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PoolError::Task(e) => write!(f, "a task failed: {e}"),
+            PoolError::Panicked(p) => p.fmt(f),
+            PoolError::TimedOut(d) => write!(f, "a task timed out after {:.3} s", d.as_secs_f64()),
+            PoolError::AlreadyRunning => f.write_str("the pool is already running"),
+        }
+    }
+}
+
+impl<E: core::error::Error + 'static> core::error::Error for PoolError<E> {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            PoolError::Task(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+/// How task futures run: in the driver or on an executor.
+pub trait Launch<F: Future> {
+    /// A started task, resolving to its output or its panic.
+    type Running: Future<Output = Result<F::Output, TaskPanic>>;
+    /// Starts `task`.
+    fn launch(&self, task: F) -> Self::Running;
+    /// Asks a running task to stop. Returns `true` when dropping `running` is all it takes (the driver then
+    /// drops it at once); `false` when the driver must keep polling it until it resolves.
+    fn cancel(&self, running: Pin<&mut Self::Running>) -> bool;
+}
+
+/// Runs task futures in place: the driver polls them. No spawner, no `Send` bound, no allocation per task.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct InPlace;
+
+pin_project_lite::pin_project! {
+    /// A task polled in place, with panics caught (under `std`).
+    #[derive(Debug)]
+    pub struct CatchPanic<F> {
+        #[pin]
+        inner: F,
+    }
+}
+
+impl<F: Future> Future for CatchPanic<F> {
+    type Output = Result<F::Output, TaskPanic>;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let inner = self.project().inner;
+        #[cfg(feature = "std")]
+        {
+            // The future is dropped right after a panic and never polled again, so observing broken
+            // invariants through it is impossible; that is what makes the assertion sound.
+            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| inner.poll(cx))) {
+                Ok(p) => p.map(Ok),
+                Err(payload) => Poll::Ready(Err(TaskPanic::from_payload(&*payload))),
+            }
+        }
+        #[cfg(not(feature = "std"))]
+        {
+            inner.poll(cx).map(Ok)
+        }
+    }
+}
+
+impl<F: Future> Launch<F> for InPlace {
+    type Running = CatchPanic<F>;
+    fn launch(&self, task: F) -> CatchPanic<F> {
+        CatchPanic { inner: task }
+    }
+    fn cancel(&self, _running: Pin<&mut CatchPanic<F>>) -> bool {
+        true
+    }
+}
+
+/// A runtime's spawner, for [`Spawned`].
+pub trait Spawn {
+    /// A join handle that resolves to the task's output, or its panic.
+    type Handle<T: Send + 'static>: Future<Output = Result<T, TaskPanic>> + Unpin;
+    /// Spawns `task` on the executor.
+    fn spawn<F>(&self, task: F) -> Self::Handle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static;
+    /// Requests cancellation; the handle then resolves once the task is gone.
+    fn cancel<T: Send + 'static>(&self, handle: &mut Self::Handle<T>);
+}
+
+/// Runs tasks on an executor through its [`Spawn`] implementation.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Spawned<S>(pub S);
+
+impl<S: Spawn, F> Launch<F> for Spawned<S>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    type Running = S::Handle<F::Output>;
+    fn launch(&self, task: F) -> Self::Running {
+        self.0.spawn(task)
+    }
+    fn cancel(&self, running: Pin<&mut Self::Running>) -> bool {
+        self.0.cancel(Pin::into_inner(running));
+        false
+    }
+}
+
+/// The state shared between a run and its [`Handle`]s. Only atomics and wait queues: no lock.
+#[derive(Debug)]
+struct Shared {
+    waker: AtomicWaker,
+    running: AtomicBool,
+    paused: AtomicBool,
+    abort: AtomicBool,
+    slot_woken: AtomicBool,
+    set_min: AtomicUsize,
+    set_max: AtomicUsize,
+    set_desired: AtomicUsize,
+    current: AtomicUsize,
+    desired: AtomicUsize,
+    min: AtomicUsize,
+    max: AtomicUsize,
+    drained: Notify,
+    ended: Notify,
+}
+
+/// A cloneable, thread-safe handle to a pool: pause, resume, abort, notify, setters and counters, usable
+/// from inside tasks and from other threads.
+#[derive(Clone, Debug)]
+pub struct Handle {
+    shared: Arc<Shared>,
+}
+
+impl Handle {
+    /// A handle for a pool built with these bounds.
+    pub fn new<P: ScalingPolicy>(pool: &Pool<P>) -> Self {
+        let shared = Shared {
+            waker: AtomicWaker::new(),
+            running: AtomicBool::new(false),
+            paused: AtomicBool::new(pool.is_paused()),
+            abort: AtomicBool::new(false),
+            slot_woken: AtomicBool::new(false),
+            set_min: AtomicUsize::new(0),
+            set_max: AtomicUsize::new(0),
+            set_desired: AtomicUsize::new(0),
+            current: AtomicUsize::new(0),
+            desired: AtomicUsize::new(pool.desired_concurrency()),
+            min: AtomicUsize::new(pool.min_concurrency()),
+            max: AtomicUsize::new(pool.max_concurrency()),
+            drained: Notify::new(),
+            ended: Notify::new(),
+        };
+        Handle {
+            shared: Arc::new(shared),
+        }
+    }
+
+    /// Tasks running now (0 outside a run).
+    pub fn current_concurrency(&self) -> usize {
+        self.shared.current.load(Ordering::Acquire)
+    }
+    /// Desired concurrency, as of the driver's last poll.
+    pub fn desired_concurrency(&self) -> usize {
+        self.shared.desired.load(Ordering::Acquire)
+    }
+    /// The floor, as of the driver's last poll.
+    pub fn min_concurrency(&self) -> usize {
+        self.shared.min.load(Ordering::Acquire)
+    }
+    /// The ceiling, as of the driver's last poll.
+    pub fn max_concurrency(&self) -> usize {
+        self.shared.max.load(Ordering::Acquire)
+    }
+    /// Whether a run is active.
+    pub fn is_running(&self) -> bool {
+        self.shared.running.load(Ordering::Acquire)
+    }
+    /// Whether the pool is paused.
+    pub fn is_paused(&self) -> bool {
+        self.shared.paused.load(Ordering::Acquire)
+    }
+
+    /// Stops new starts; running tasks go on. Takes effect at the driver's next poll, which this triggers.
+    pub fn pause(&self) {
+        self.shared.paused.store(true, Ordering::Release);
+        self.shared.waker.wake();
+    }
+
+    /// Lets the pool start tasks again, at once.
+    pub fn resume(&self) {
+        self.shared.paused.store(false, Ordering::Release);
+        self.shared.waker.wake();
+    }
+
+    /// Wakes the driver so it asks `is_task_ready` again now, for example after new work was queued.
+    pub fn notify(&self) {
+        self.shared.waker.wake();
+    }
+
+    /// Sets desired concurrency; the driver clamps it into `[min, max]`.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::MinTooSmall`] for 0.
+    pub fn set_desired_concurrency(&self, n: usize) -> Result<(), ConfigError> {
+        if n == 0 {
+            return Err(ConfigError::MinTooSmall);
+        }
+        self.request(&self.shared.set_desired, n);
+        Ok(())
+    }
+
+    /// Sets the floor.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::MinTooSmall`] for 0; [`ConfigError::MinAboveMax`] above the ceiling in force.
+    pub fn set_min_concurrency(&self, n: usize) -> Result<(), ConfigError> {
+        if n == 0 {
+            return Err(ConfigError::MinTooSmall);
+        }
+        let max = self.max_concurrency();
+        if n > max {
+            return Err(ConfigError::MinAboveMax { min: n, max });
+        }
+        self.request(&self.shared.set_min, n);
+        Ok(())
+    }
+
+    /// Sets the ceiling; desired and min follow it down.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::MinTooSmall`] for 0.
+    pub fn set_max_concurrency(&self, n: usize) -> Result<(), ConfigError> {
+        if n == 0 {
+            return Err(ConfigError::MinTooSmall);
+        }
+        self.request(&self.shared.set_max, n);
+        Ok(())
+    }
+
+    fn request(&self, slot: &AtomicUsize, n: usize) {
+        slot.store(n, Ordering::Release);
+        self.shared.waker.wake();
+    }
+
+    /// Aborts the active run and waits until it has cancelled its tasks and ended. The run then returns
+    /// `Ok` with `aborted` set in its report.
+    ///
+    /// # Errors
+    ///
+    /// [`RunError::NotRunning`] when no run is active.
+    pub async fn abort(&self) -> Result<(), RunError> {
+        if !self.is_running() {
+            return Err(RunError::NotRunning);
+        }
+        self.shared.abort.store(true, Ordering::Release);
+        self.shared.waker.wake();
+        loop {
+            if !self.is_running() {
+                return Ok(());
+            }
+            let listener = self.shared.ended.listen();
+            if !self.is_running() {
+                return Ok(());
+            }
+            listener.await;
+        }
+    }
+
+    /// Waits until no task is running (at once if none is). With [`Handle::pause`] first, this is "pause and
+    /// drain"; adapters add a timeout.
+    pub async fn drained(&self) {
+        loop {
+            if self.current_concurrency() == 0 {
+                return;
+            }
+            let listener = self.shared.drained.listen();
+            if self.current_concurrency() == 0 {
+                return;
+            }
+            listener.await;
+        }
+    }
+}
+
+/// Wakes the driver for one slot: marks the slot, then wakes the driver's task.
+#[derive(Debug)]
+struct SlotSignal {
+    woken: AtomicBool,
+    shared: Arc<Shared>,
+}
+
+impl Wake for SlotSignal {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.woken.store(true, Ordering::Release);
+        self.shared.slot_woken.store(true, Ordering::Release);
+        self.shared.waker.wake();
+    }
+}
+
+struct Slot<T> {
+    task: Pin<Box<Option<T>>>,
+    signal: Arc<SlotSignal>,
+    waker: Waker,
+    generation: u64,
+    cancelling: bool,
+    timed_out: bool,
+}
+
+/// Sends events somewhere: a logger, a metrics exporter, a test's trace.
+pub trait EventSink {
+    /// Called once per event, in order.
+    fn event(&mut self, event: &Event);
+}
+
+/// Drops events.
+impl EventSink for () {
+    fn event(&mut self, _event: &Event) {}
+}
+
+impl<F: FnMut(&Event)> EventSink for F {
+    fn event(&mut self, event: &Event) {
+        self(event)
+    }
+}
+
+/// The most start attempts and reaps in one poll before the driver yields to its executor.
+const BUDGET: u32 = 256;
+
+/// One run of a pool: a future resolving to the run's report, or its first error.
+///
+/// Build it with [`Run::new`].
+pub struct Run<'a, P, F, Rt, L, S, O>
+where
+    P: ScalingPolicy,
+    F: TaskFns,
+    Rt: Runtime,
+    L: Launch<F::Task>,
+{
+    pool: &'a mut Pool<P>,
+    handle: Handle,
+    fns: &'a mut F,
+    rt: &'a Rt,
+    launcher: L,
+    sensors: &'a mut S,
+    sink: O,
+    timer: Pin<Box<Rt::Timer>>,
+    armed: Instant,
+    slots: Vec<Slot<L::Running>>,
+    free: Vec<usize>,
+    deadlines: VecDeque<(Instant, usize, u64)>,
+    ready_check: Pin<Box<Option<F::Ready>>>,
+    finished_check: Pin<Box<Option<F::Finished>>>,
+    asked_ready: bool,
+    asked_finished: bool,
+    cancelled_all: bool,
+    error: Option<PoolError<F::Error>>,
+    done: bool,
+}
+
+impl<P, F, Rt, L, S, O> fmt::Debug for Run<'_, P, F, Rt, L, S, O>
+where
+    P: ScalingPolicy,
+    F: TaskFns,
+    Rt: Runtime,
+    L: Launch<F::Task>,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Run")
+            .field("current", &self.pool.current_concurrency())
+            .field("desired", &self.pool.desired_concurrency())
+            .field("slots", &self.slots.len())
+            .field("done", &self.done)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a, P, F, Rt, L, S, O> Run<'a, P, F, Rt, L, S, O>
+where
+    P: ScalingPolicy,
+    F: TaskFns,
+    Rt: Runtime,
+    L: Launch<F::Task>,
+    S: Sensors,
+    O: EventSink,
+{
+    /// Starts a run of `pool` at `rt.now()`.
+    ///
+    /// # Errors
+    ///
+    /// [`PoolError::AlreadyRunning`] when `handle` belongs to a pool that is already running, or `pool` is.
+    pub fn new(
+        pool: &'a mut Pool<P>,
+        handle: &Handle,
+        fns: &'a mut F,
+        rt: &'a Rt,
+        launcher: L,
+        sensors: &'a mut S,
+        sink: O,
+    ) -> Result<Self, PoolError<F::Error>> {
+        let shared = &handle.shared;
+        if shared
+            .running
+            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            return Err(PoolError::AlreadyRunning);
+        }
+        let now = rt.now();
+        if pool.start_run(now).is_err() {
+            shared.running.store(false, Ordering::Release);
+            return Err(PoolError::AlreadyRunning);
+        }
+        shared.abort.store(false, Ordering::Release);
+        let cap = pool.max_concurrency();
+        let mut run = Run {
+            timer: Box::pin(rt.timer(now)),
+            armed: now,
+            pool,
+            handle: handle.clone(),
+            fns,
+            rt,
+            launcher,
+            sensors,
+            sink,
+            slots: Vec::with_capacity(cap),
+            free: Vec::with_capacity(cap),
+            deadlines: VecDeque::with_capacity(cap),
+            ready_check: Box::pin(None),
+            finished_check: Box::pin(None),
+            asked_ready: false,
+            asked_finished: false,
+            cancelled_all: false,
+            error: None,
+            done: false,
+        };
+        run.apply_control(now);
+        run.publish();
+        Ok(run)
+    }
+
+    fn apply_control(&mut self, now: Instant) {
+        let sh = &self.handle.shared;
+        let paused = sh.paused.load(Ordering::Acquire);
+        if paused != self.pool.is_paused() {
+            if paused {
+                self.pool.pause();
+            } else {
+                self.pool.resume();
+            }
+        }
+        // Setter errors were reported to the caller by the handle already; a request that raced with
+        // another setter into an invalid combination is dropped.
+        let max = sh.set_max.swap(0, Ordering::AcqRel);
+        if max != 0 {
+            let _ = self.pool.set_max_concurrency(now, max);
+        }
+        let min = sh.set_min.swap(0, Ordering::AcqRel);
+        if min != 0 {
+            let _ = self.pool.set_min_concurrency(now, min);
+        }
+        let desired = sh.set_desired.swap(0, Ordering::AcqRel);
+        if desired != 0 {
+            let _ = self.pool.set_desired_concurrency(now, desired);
+        }
+        if sh.abort.load(Ordering::Acquire) && !self.pool.is_aborted() {
+            let _ = self.pool.abort();
+        }
+    }
+
+    fn publish(&self) {
+        let sh = &self.handle.shared;
+        let current = self.pool.current_concurrency();
+        let was = sh.current.swap(current, Ordering::AcqRel);
+        sh.desired
+            .store(self.pool.desired_concurrency(), Ordering::Release);
+        sh.min.store(self.pool.min_concurrency(), Ordering::Release);
+        sh.max.store(self.pool.max_concurrency(), Ordering::Release);
+        if current == 0 && was != 0 {
+            sh.drained.notify(usize::MAX);
+        }
+    }
+
+    fn flush_events(&mut self) {
+        while let Some(e) = self.pool.poll_event() {
+            self.sink.event(&e);
+        }
+    }
+
+    fn record_error(&mut self, verdict: Verdict, error: PoolError<F::Error>) {
+        if verdict == Verdict::FirstError && self.error.is_none() {
+            self.error = Some(error);
+        }
+    }
+
+    /// Cancels every running task and drops pending task-function calls.
+    fn cancel_all(&mut self, now: Instant) {
+        self.cancelled_all = true;
+        self.ready_check.set(None);
+        self.finished_check.set(None);
+        for idx in 0..self.slots.len() {
+            let slot = &mut self.slots[idx];
+            let Some(task) = slot.task.as_mut().as_pin_mut() else {
+                continue;
+            };
+            slot.cancelling = true;
+            if self.launcher.cancel(task) {
+                slot.task.set(None);
+                self.free.push(idx);
+                self.pool.handle_task_finished(now, TaskOutcome::Cancelled);
+            }
+        }
+    }
+
+    fn expire_timeouts(&mut self, now: Instant) {
+        while let Some(&(at, idx, generation)) = self.deadlines.front() {
+            if at > now {
+                break;
+            }
+            self.deadlines.pop_front();
+            let slot = &mut self.slots[idx];
+            if slot.generation != generation || slot.cancelling {
+                continue;
+            }
+            let Some(task) = slot.task.as_mut().as_pin_mut() else {
+                continue;
+            };
+            slot.timed_out = true;
+            slot.cancelling = true;
+            if self.launcher.cancel(task) {
+                slot.task.set(None);
+                self.free.push(idx);
+                self.finish_task(now, TaskOutcome::TimedOut, None);
+            }
+        }
+    }
+
+    fn finish_task(
+        &mut self,
+        now: Instant,
+        outcome: TaskOutcome,
+        error: Option<PoolError<F::Error>>,
+    ) {
+        let verdict = self.pool.handle_task_finished(now, outcome);
+        let error = match (outcome, error) {
+            (_, Some(e)) => Some(e),
+            (TaskOutcome::TimedOut, None) => self.pool.task_timeout().map(PoolError::TimedOut),
+            _ => None,
+        };
+        if let Some(e) = error {
+            self.record_error(verdict, e);
+        }
+    }
+
+    /// Polls the slots whose wakers fired. Returns how many tasks finished.
+    fn reap(&mut self, now: Instant) -> usize {
+        if !self.handle.shared.slot_woken.swap(false, Ordering::AcqRel) {
+            return 0;
+        }
+        let mut finished = 0;
+        for idx in 0..self.slots.len() {
+            let slot = &mut self.slots[idx];
+            if !slot.signal.woken.swap(false, Ordering::AcqRel) {
+                continue;
+            }
+            let Some(task) = slot.task.as_mut().as_pin_mut() else {
+                continue;
+            };
+            let Poll::Ready(res) = task.poll(&mut Context::from_waker(&slot.waker)) else {
+                continue;
+            };
+            slot.task.set(None);
+            let (cancelling, timed_out) = (slot.cancelling, slot.timed_out);
+            self.free.push(idx);
+            finished += 1;
+            let (outcome, error) = match res {
+                _ if timed_out => (TaskOutcome::TimedOut, None),
+                _ if cancelling => (TaskOutcome::Cancelled, None),
+                Ok(Ok(())) => (TaskOutcome::Succeeded, None),
+                Ok(Err(e)) => (TaskOutcome::Failed, Some(PoolError::Task(e))),
+                Err(p) => (TaskOutcome::Failed, Some(PoolError::Panicked(p))),
+            };
+            self.finish_task(now, outcome, error);
+        }
+        finished
+    }
+
+    fn launch(&mut self, now: Instant) {
+        let task = self.launcher.launch(self.fns.run_task());
+        let idx = match self.free.pop() {
+            Some(idx) => idx,
+            None => {
+                let signal = Arc::new(SlotSignal {
+                    woken: AtomicBool::new(false),
+                    shared: self.handle.shared.clone(),
+                });
+                let waker = Waker::from(signal.clone());
+                self.slots.push(Slot {
+                    task: Box::pin(None),
+                    signal,
+                    waker,
+                    generation: 0,
+                    cancelling: false,
+                    timed_out: false,
+                });
+                self.slots.len() - 1
+            }
+        };
+        let slot = &mut self.slots[idx];
+        slot.task.set(Some(task));
+        slot.generation += 1;
+        slot.cancelling = false;
+        slot.timed_out = false;
+        // The first poll happens in this same driver poll, so a task that completes at once is reaped at once.
+        slot.signal.woken.store(true, Ordering::Release);
+        self.handle.shared.slot_woken.store(true, Ordering::Release);
+        if let Some(timeout) = self.pool.task_timeout() {
+            self.deadlines
+                .push_back((now + timeout, idx, slot.generation));
+        }
+    }
+
+    /// Advances the start path by one step. Returns whether anything changed.
+    fn step_start(&mut self, cx: &mut Context<'_>, now: Instant) -> bool {
+        if let Some(check) = self.finished_check.as_mut().as_pin_mut() {
+            let Poll::Ready(res) = check.poll(cx) else {
+                return false;
+            };
+            self.finished_check.set(None);
+            match res {
+                Ok(true) => self.pool.handle_finished(now),
+                Ok(false) => {}
+                Err(e) => {
+                    let v = self.pool.handle_error(now);
+                    self.record_error(v, PoolError::Task(e));
+                }
+            }
+            return true;
+        }
+        if let Some(check) = self.ready_check.as_mut().as_pin_mut() {
+            let Poll::Ready(res) = check.poll(cx) else {
+                return false;
+            };
+            self.ready_check.set(None);
+            match res {
+                Ok(true) => {
+                    if self.pool.handle_task_started(now).is_ok() {
+                        self.launch(now);
+                    }
+                }
+                Ok(false) => {
+                    self.asked_ready = true;
+                    self.pool.handle_no_task_ready(now);
+                    self.maybe_check_finished();
+                }
+                Err(e) => {
+                    let v = self.pool.handle_error(now);
+                    self.record_error(v, PoolError::Task(e));
+                }
+            }
+            return true;
+        }
+        if self.asked_ready {
+            return false;
+        }
+        match self.pool.poll_start(now) {
+            Ok(()) => {
+                self.ready_check.set(Some(self.fns.is_task_ready()));
+                true
+            }
+            // A paused or rate-limited pool with nothing running may still be finished: asking keeps the
+            // pause and the rate cap from stalling the end of a run (Crawlee for Python asks while paused).
+            Err(crate::Refusal::Paused | crate::Refusal::RateLimited { .. }) => {
+                self.maybe_check_finished()
+            }
+            Err(_) => false,
+        }
+    }
+
+    fn maybe_check_finished(&mut self) -> bool {
+        if self.asked_finished || !self.pool.should_check_finished() {
+            return false;
+        }
+        self.asked_finished = true;
+        self.finished_check.set(Some(self.fns.is_finished()));
+        true
+    }
+
+    fn end(&mut self, now: Instant) -> Poll<Result<RunReport, PoolError<F::Error>>> {
+        self.done = true;
+        self.ready_check.set(None);
+        self.finished_check.set(None);
+        let report = self.pool.end_run(now);
+        self.flush_events();
+        self.publish();
+        let sh = &self.handle.shared;
+        sh.abort.store(false, Ordering::Release);
+        sh.running.store(false, Ordering::Release);
+        sh.drained.notify(usize::MAX);
+        sh.ended.notify(usize::MAX);
+        Poll::Ready(match (self.error.take(), report) {
+            (Some(e), _) => Err(e),
+            (None, Ok(r)) => Ok(r),
+            // `end` runs only once the machine says the run is done, so this cannot happen; report it as the
+            // closest thing rather than panicking.
+            (None, Err(_)) => Err(PoolError::AlreadyRunning),
+        })
+    }
+}
+
+// The driver never pins its fields in place: the task slots, checks and timer are pinned in their own boxes.
+// So moving a `Run` never moves a pinned value, and it may be `Unpin` whatever its parameters are.
+impl<P, F, Rt, L, S, O> Unpin for Run<'_, P, F, Rt, L, S, O>
+where
+    P: ScalingPolicy,
+    F: TaskFns,
+    Rt: Runtime,
+    L: Launch<F::Task>,
+{
+}
+
+impl<P, F, Rt, L, S, O> Future for Run<'_, P, F, Rt, L, S, O>
+where
+    P: ScalingPolicy,
+    F: TaskFns,
+    Rt: Runtime,
+    L: Launch<F::Task>,
+    S: Sensors,
+    O: EventSink,
+{
+    type Output = Result<RunReport, PoolError<F::Error>>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        // Every field is `Unpin` (pinned state lives in boxes), so the driver itself can move.
+        let this = Pin::into_inner(self);
+        if this.done {
+            return Poll::Pending;
+        }
+        this.handle.shared.waker.register(cx.waker());
+        // Each wake is a new chance: readiness and finish are asked again once per wake, never in a spin.
+        this.asked_ready = false;
+        this.asked_finished = false;
+        let mut budget = BUDGET;
+        loop {
+            let now = this.rt.now();
+            this.apply_control(now);
+            if this.pool.poll_timeout().is_some_and(|t| now >= t) {
+                this.pool.handle_timeout(now);
+            }
+            while let Some(action) = this.pool.poll_action() {
+                match action {
+                    Action::SampleSensors => this.sensors.sample(now, this.pool),
+                }
+            }
+            if this.pool.is_aborted() && !this.cancelled_all {
+                this.cancel_all(now);
+            }
+            this.expire_timeouts(now);
+            let reaped = this.reap(now);
+            if this.pool.is_draining() && this.pool.current_concurrency() == 0 {
+                return this.end(now);
+            }
+            let started = this.step_start(cx, now);
+            this.flush_events();
+            this.publish();
+            if reaped == 0 && !started {
+                break;
+            }
+            budget -= 1;
+            if budget == 0 {
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+        }
+        let next_task_deadline = this.deadlines.front().map_or(Instant::FAR_FUTURE, |d| d.0);
+        let deadline = this
+            .pool
+            .poll_timeout()
+            .unwrap_or(Instant::FAR_FUTURE)
+            .min(next_task_deadline);
+        if deadline != this.armed {
+            this.timer.as_mut().reset(deadline);
+            this.armed = deadline;
+        }
+        if this.timer.as_mut().poll_elapsed(cx).is_ready() && this.rt.now() >= deadline {
+            cx.waker().wake_by_ref();
+        }
+        Poll::Pending
+    }
+}
+
+impl<P, F, Rt, L, S, O> Drop for Run<'_, P, F, Rt, L, S, O>
+where
+    P: ScalingPolicy,
+    F: TaskFns,
+    Rt: Runtime,
+    L: Launch<F::Task>,
+{
+    fn drop(&mut self) {
+        // A run dropped before it ended (its caller was cancelled) still frees the pool for the next run:
+        // in-place tasks are dropped with it, and the machine is reset.
+        if !self.done {
+            for slot in &mut self.slots {
+                if let Some(task) = slot.task.as_mut().as_pin_mut() {
+                    let _ = self.launcher.cancel(task);
+                }
+            }
+            let _ = self.pool.abort();
+            let now = self.rt.now();
+            while self.pool.current_concurrency() > 0 {
+                self.pool.handle_task_finished(now, TaskOutcome::Cancelled);
+            }
+            let _ = self.pool.end_run(now);
+            let sh = &self.handle.shared;
+            sh.current.store(0, Ordering::Release);
+            sh.abort.store(false, Ordering::Release);
+            sh.running.store(false, Ordering::Release);
+            sh.drained.notify(usize::MAX);
+            sh.ended.notify(usize::MAX);
+        }
+    }
+}
