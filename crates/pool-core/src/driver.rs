@@ -425,7 +425,7 @@ where
     fns: &'a mut F,
     rt: &'a Rt,
     launcher: L,
-    sensors: &'a mut S,
+    sensors: S,
     sink: O,
     timer: Pin<Box<Rt::Timer>>,
     armed: Instant,
@@ -478,7 +478,7 @@ where
         fns: &'a mut F,
         rt: &'a Rt,
         launcher: L,
-        sensors: &'a mut S,
+        sensors: S,
         sink: O,
     ) -> Result<Self, PoolError<F::Error>> {
         let shared = &handle.shared;

@@ -59,6 +59,8 @@ pub mod runtime;
 pub mod scale;
 pub mod snapshot;
 pub mod status;
+#[cfg(feature = "test-util")]
+pub mod testing;
 pub mod time;
 
 pub use config::{

@@ -58,6 +58,13 @@ impl Sensors for () {
     fn sample<P: ScalingPolicy>(&mut self, _now: Instant, _pool: &mut Pool<P>) {}
 }
 
+/// Borrowed sensors, so their state (CPU deltas, say) outlives one run.
+impl<S: Sensors + ?Sized> Sensors for &mut S {
+    fn sample<P: ScalingPolicy>(&mut self, now: Instant, pool: &mut Pool<P>) {
+        (**self).sample(now, pool);
+    }
+}
+
 /// Two sensor sets, sampled in order.
 impl<A: Sensors, B: Sensors> Sensors for (A, B) {
     fn sample<P: ScalingPolicy>(&mut self, now: Instant, pool: &mut Pool<P>) {
