@@ -129,7 +129,7 @@ impl<F: Future> Future for CatchPanic<F> {
         {
             // The future is dropped right after a panic and never polled again, so observing broken
             // invariants through it is impossible; that is what makes the assertion sound.
-            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| inner.poll(cx))) {
+            match std::panic::catch_unwind(core::panic::AssertUnwindSafe(|| inner.poll(cx))) {
                 Ok(p) => p.map(Ok),
                 Err(payload) => Poll::Ready(Err(TaskPanic::from_payload(&*payload))),
             }

@@ -848,10 +848,10 @@ impl<P: ScalingPolicy> Pool<P> {
 
     /// The current-window overload set, cached until a snapshot arrives or the window slides past one.
     fn overloaded_now(&mut self, now: Instant) -> SignalSet {
-        if let Some((valid_until, set)) = self.overload_cache {
-            if now < valid_until {
-                return set;
-            }
+        if let Some((valid_until, set)) = self.overload_cache
+            && now < valid_until
+        {
+            return set;
         }
         let set = self.signals.overloaded_now(now);
         self.overload_cache = Some((self.signals.current_verdict_expiry(now), set));

@@ -107,10 +107,10 @@ impl Sim {
         let woken = Arc::new(Flag::default());
         woken.0.store(true, Ordering::Release);
         loop {
-            if woken.0.swap(false, Ordering::AcqRel) {
-                if let std::task::Poll::Ready(v) = poll_once(fut.as_mut(), &woken) {
-                    return Ok(v);
-                }
+            if woken.0.swap(false, Ordering::AcqRel)
+                && let std::task::Poll::Ready(v) = poll_once(fut.as_mut(), &woken)
+            {
+                return Ok(v);
             }
             let ran = self.executor.run_until_stalled();
             if ran > 0 || woken.0.load(Ordering::Acquire) {
