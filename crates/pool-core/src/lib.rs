@@ -46,7 +46,11 @@
 #![no_std]
 // The core must stay portable to `no_std`; these keep `std` paths from creeping into code that has a `core`
 // or `alloc` equivalent. Tests, examples and the std-only harness are exempt.
-#![warn(clippy::std_instead_of_core, clippy::std_instead_of_alloc, clippy::alloc_instead_of_core)]
+#![warn(
+    clippy::std_instead_of_core,
+    clippy::std_instead_of_alloc,
+    clippy::alloc_instead_of_core
+)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 #[cfg(feature = "alloc")]
