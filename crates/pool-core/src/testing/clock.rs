@@ -2,12 +2,12 @@
 
 use std::prelude::rust_2024::*;
 
+use core::time::Duration;
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
-use std::time::Duration;
 
 use crate::runtime::{Clock, Runtime, Timer};
 use crate::time::Instant;

@@ -2,6 +2,7 @@
 
 use std::prelude::rust_2024::*;
 
+use core::time::Duration;
 use std::cell::RefCell;
 use std::fmt;
 use std::future::Future;
@@ -9,7 +10,6 @@ use std::pin::pin;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
 
 use super::clock::{Sleep, TestRuntime, VirtualClock};
 use super::executor::{Flag, ManualExecutor, Task, poll_once};
