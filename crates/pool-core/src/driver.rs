@@ -141,6 +141,20 @@ impl<F: Future> Future for CatchPanic<F> {
     }
 }
 
+/// Calls `f`, turning a panic into a [`TaskPanic`] (under `std`; without it a panic aborts anyway).
+fn call_caught<T>(f: impl FnOnce() -> T) -> Result<T, TaskPanic> {
+    #[cfg(feature = "std")]
+    {
+        // The value `f` was building is discarded after a panic, so no broken state can be observed.
+        std::panic::catch_unwind(core::panic::AssertUnwindSafe(f))
+            .map_err(|p| TaskPanic::from_payload(&*p))
+    }
+    #[cfg(not(feature = "std"))]
+    {
+        Ok(f())
+    }
+}
+
 impl<F: Future> Launch<F> for InPlace {
     type Running = CatchPanic<F>;
     fn launch(&self, task: F) -> CatchPanic<F> {
@@ -430,10 +444,10 @@ where
     timer: Pin<Box<Rt::Timer>>,
     armed: Instant,
     slots: Vec<Slot<L::Running>>,
-    free: Vec<usize>,
+    free: VecDeque<usize>,
     deadlines: VecDeque<(Instant, usize, u64)>,
-    ready_check: Pin<Box<Option<F::Ready>>>,
-    finished_check: Pin<Box<Option<F::Finished>>>,
+    ready_check: Pin<Box<Option<CatchPanic<F::Ready>>>>,
+    finished_check: Pin<Box<Option<CatchPanic<F::Finished>>>>,
     asked_ready: bool,
     asked_finished: bool,
     cancelled_all: bool,
@@ -507,7 +521,7 @@ where
             sensors,
             sink,
             slots: Vec::with_capacity(cap),
-            free: Vec::with_capacity(cap),
+            free: VecDeque::with_capacity(cap),
             deadlines: VecDeque::with_capacity(cap),
             ready_check: Box::pin(None),
             finished_check: Box::pin(None),
@@ -589,7 +603,7 @@ where
             slot.cancelling = true;
             if self.launcher.cancel(task) {
                 slot.task.set(None);
-                self.free.push(idx);
+                self.free.push_back(idx);
                 self.pool.handle_task_finished(now, TaskOutcome::Cancelled);
             }
         }
@@ -612,7 +626,7 @@ where
             slot.cancelling = true;
             if self.launcher.cancel(task) {
                 slot.task.set(None);
-                self.free.push(idx);
+                self.free.push_back(idx);
                 self.finish_task(now, TaskOutcome::TimedOut, None);
             }
         }
@@ -654,7 +668,7 @@ where
             };
             slot.task.set(None);
             let (cancelling, timed_out) = (slot.cancelling, slot.timed_out);
-            self.free.push(idx);
+            self.free.push_back(idx);
             finished += 1;
             let (outcome, error) = match res {
                 _ if timed_out => (TaskOutcome::TimedOut, None),
@@ -669,8 +683,16 @@ where
     }
 
     fn launch(&mut self, now: Instant) {
-        let task = self.launcher.launch(self.fns.run_task());
-        let idx = match self.free.pop() {
+        let task = match call_caught(|| self.fns.run_task()) {
+            Ok(task) => self.launcher.launch(task),
+            Err(p) => {
+                // The task counted as started; a panic while creating it is that task failing.
+                self.finish_task(now, TaskOutcome::Failed, Some(PoolError::Panicked(p)));
+                return;
+            }
+        };
+        // Slots are reused oldest-freed first, so tasks that end together are reaped in start order.
+        let idx = match self.free.pop_front() {
             Some(idx) => idx,
             None => {
                 let signal = Arc::new(SlotSignal {
@@ -711,12 +733,10 @@ where
             };
             self.finished_check.set(None);
             match res {
-                Ok(true) => self.pool.handle_finished(now),
-                Ok(false) => {}
-                Err(e) => {
-                    let v = self.pool.handle_error(now);
-                    self.record_error(v, PoolError::Task(e));
-                }
+                Ok(Ok(true)) => self.pool.handle_finished(now),
+                Ok(Ok(false)) => {}
+                Ok(Err(e)) => self.task_fn_failed(now, PoolError::Task(e)),
+                Err(p) => self.task_fn_failed(now, PoolError::Panicked(p)),
             }
             return true;
         }
@@ -726,20 +746,18 @@ where
             };
             self.ready_check.set(None);
             match res {
-                Ok(true) => {
+                Ok(Ok(true)) => {
                     if self.pool.handle_task_started(now).is_ok() {
                         self.launch(now);
                     }
                 }
-                Ok(false) => {
+                Ok(Ok(false)) => {
                     self.asked_ready = true;
                     self.pool.handle_no_task_ready(now);
                     self.maybe_check_finished();
                 }
-                Err(e) => {
-                    let v = self.pool.handle_error(now);
-                    self.record_error(v, PoolError::Task(e));
-                }
+                Ok(Err(e)) => self.task_fn_failed(now, PoolError::Task(e)),
+                Err(p) => self.task_fn_failed(now, PoolError::Panicked(p)),
             }
             return true;
         }
@@ -748,7 +766,10 @@ where
         }
         match self.pool.poll_start(now) {
             Ok(()) => {
-                self.ready_check.set(Some(self.fns.is_task_ready()));
+                match call_caught(|| self.fns.is_task_ready()) {
+                    Ok(check) => self.ready_check.set(Some(CatchPanic { inner: check })),
+                    Err(p) => self.task_fn_failed(now, PoolError::Panicked(p)),
+                }
                 true
             }
             // A paused or rate-limited pool with nothing running may still be finished: asking keeps the
@@ -765,8 +786,20 @@ where
             return false;
         }
         self.asked_finished = true;
-        self.finished_check.set(Some(self.fns.is_finished()));
+        match call_caught(|| self.fns.is_finished()) {
+            Ok(check) => self.finished_check.set(Some(CatchPanic { inner: check })),
+            Err(p) => {
+                let now = self.rt.now();
+                self.task_fn_failed(now, PoolError::Panicked(p));
+            }
+        }
         true
+    }
+
+    /// `is_task_ready` or `is_finished` failed or panicked: the run drains and returns the first error.
+    fn task_fn_failed(&mut self, now: Instant, error: PoolError<F::Error>) {
+        let verdict = self.pool.handle_error(now);
+        self.record_error(verdict, error);
     }
 
     fn end(&mut self, now: Instant) -> Poll<Result<RunReport, PoolError<F::Error>>> {
