@@ -2581,3 +2581,91 @@ fn handle_setters_validate_like_the_machine() {
         Err(ConfigError::MinAboveMax { min: 101, max: 100 })
     );
 }
+
+// ----- Spawned mode -----
+
+/// Tasks spawned on an executor (here the simulation's) instead of polled in place: same counts, same
+/// virtual timing, and an abort cancels them on the executor.
+#[test]
+fn spawned_tasks_run_on_the_executor_and_abort_cancels_them() {
+    use pool_core::Spawned;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    let sim = Sim::new();
+    let mut pool = Pool::new(config(10, 10, 10)).unwrap();
+    let handle = Handle::new(&pool);
+    let started = Cell::new(0u32);
+    let done = Arc::new(AtomicU32::new(0));
+    let task_done = done.clone();
+    let mut fns = task_fns(
+        || {
+            bump(&started);
+            let s = sim.sleep(ms(100));
+            let done = task_done.clone();
+            async move {
+                s.await;
+                done.fetch_add(1, Ordering::SeqCst);
+                Ok::<(), Boom>(())
+            }
+        },
+        || {
+            let ready = started.get() < 20;
+            async move { Ok(ready) }
+        },
+        || {
+            let finished = done.load(Ordering::SeqCst) == 20;
+            async move { Ok(finished) }
+        },
+    );
+    let run = Run::new(
+        &mut pool,
+        &handle,
+        &mut fns,
+        sim.runtime(),
+        Spawned(&sim),
+        (),
+        (),
+    )
+    .unwrap();
+    let report = sim.block_on(run).unwrap().unwrap();
+    assert_eq!(report.succeeded, 20);
+    assert_eq!(report.peak_concurrency, 10);
+    assert_eq!(sim.elapsed(), ms(200));
+
+    // Second run: tasks that never end, aborted after 50 ms; each is cancelled on the executor.
+    let mut fns = task_fns(
+        || {
+            let s = sim.sleep(secs(3600));
+            async move {
+                s.await;
+                Ok::<(), Boom>(())
+            }
+        },
+        || async { Ok(true) },
+        || async { Ok(false) },
+    );
+    let run = Run::new(
+        &mut pool,
+        &handle,
+        &mut fns,
+        sim.runtime(),
+        Spawned(&sim),
+        (),
+        (),
+    )
+    .unwrap();
+    let start = sim.now();
+    let (out, aborted) = sim
+        .block_on(zip(run, async {
+            sim.sleep(ms(50)).await;
+            handle.abort().await
+        }))
+        .unwrap();
+    assert_eq!(aborted, Ok(()));
+    let report = out.unwrap();
+    assert!(report.aborted);
+    assert_eq!(report.cancelled, 10);
+    assert_eq!(sim.now() - start, ms(50));
+    assert_eq!(handle.current_concurrency(), 0);
+}

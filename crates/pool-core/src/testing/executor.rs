@@ -62,10 +62,15 @@ impl Default for ManualExecutor<'_> {
 /// A spawned task's output, once it has finished.
 #[derive(Debug)]
 pub struct Task<T> {
+    id: usize,
     out: Rc<RefCell<Option<T>>>,
 }
 
 impl<T> Task<T> {
+    /// The task's id in its executor, for [`ManualExecutor::cancel`].
+    pub fn id(&self) -> usize {
+        self.id
+    }
     /// Takes the output if the task has finished.
     pub fn try_take(&self) -> Option<T> {
         self.out.borrow_mut().take()
@@ -98,7 +103,14 @@ impl<'a> ManualExecutor<'a> {
         }));
         tasks.push(Some((fut, waker.clone())));
         waker.wake();
-        Task { out }
+        Task { id, out }
+    }
+
+    /// Drops a task's future, as a runtime's abort does. Returns whether it was still running.
+    pub fn cancel(&self, id: usize) -> bool {
+        // Drop the future outside the borrow: its destructor may spawn or cancel other tasks.
+        let fut = self.tasks.borrow_mut().get_mut(id).and_then(Option::take);
+        fut.is_some()
     }
 
     /// Polls the next woken task. Returns whether one ran.

@@ -44,4 +44,4 @@ mod sim;
 pub use clock::{Sleep, TestRuntime, VirtualClock, VirtualTimer};
 pub use executor::{ManualExecutor, Task};
 pub use sensor::ScriptedSensors;
-pub use sim::{Sim, Stalled, Trace};
+pub use sim::{Sim, SimJoin, Stalled, Trace};

@@ -13,7 +13,7 @@ use std::sync::atomic::Ordering;
 
 use super::clock::{Sleep, TestRuntime, VirtualClock};
 use super::executor::{Flag, ManualExecutor, Task, poll_once};
-use crate::driver::EventSink;
+use crate::driver::{EventSink, InPlace, Launch, Spawn, TaskPanic};
 use crate::pool::Event;
 use crate::time::Instant;
 
@@ -137,6 +137,81 @@ impl Sim {
         }))?;
         debug_assert!(out.is_some() || self.now() >= end);
         Ok(out)
+    }
+}
+
+/// The state a [`SimJoin`] shares with its task.
+#[derive(Debug)]
+struct JoinState<T> {
+    out: Option<Result<T, TaskPanic>>,
+    waker: Option<std::task::Waker>,
+}
+
+/// The join handle of a task spawned through `Spawned(&sim)`.
+#[derive(Debug)]
+pub struct SimJoin<T> {
+    id: usize,
+    state: Rc<RefCell<JoinState<T>>>,
+}
+
+impl<T> Future for SimJoin<T> {
+    type Output = Result<T, TaskPanic>;
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let mut s = self.state.borrow_mut();
+        match s.out.take() {
+            Some(out) => std::task::Poll::Ready(out),
+            None => {
+                s.waker = Some(cx.waker().clone());
+                std::task::Poll::Pending
+            }
+        }
+    }
+}
+
+fn finish<T>(state: &Rc<RefCell<JoinState<T>>>, out: Result<T, TaskPanic>) {
+    let waker = {
+        let mut s = state.borrow_mut();
+        s.out = Some(out);
+        s.waker.take()
+    };
+    if let Some(w) = waker {
+        w.wake();
+    }
+}
+
+/// Spawns tasks on the simulation's executor, so `Spawned(&sim)` exercises the driver's spawned mode in
+/// virtual time.
+impl Spawn for &Sim {
+    type Handle<T: Send + 'static> = SimJoin<T>;
+
+    fn spawn<F>(&self, task: F) -> SimJoin<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let state = Rc::new(RefCell::new(JoinState {
+            out: None,
+            waker: None,
+        }));
+        let shared = state.clone();
+        let caught = InPlace.launch(task);
+        let spawned = self
+            .executor
+            .spawn(async move { finish(&shared, caught.await) });
+        SimJoin {
+            id: spawned.id(),
+            state,
+        }
+    }
+
+    fn cancel<T: Send + 'static>(&self, handle: &mut SimJoin<T>) {
+        if self.executor.cancel(handle.id) {
+            let message = String::from("cancelled");
+            finish(&handle.state, Err(TaskPanic { message }));
+        }
     }
 }
 
