@@ -31,6 +31,8 @@ use crate::config::ConfigError;
 use crate::pool::{Action, Event, Pool, RunError, RunReport, TaskOutcome, Verdict};
 use crate::runtime::{Runtime, Sensors, TaskFns, Timer};
 use crate::scale::ScalingPolicy;
+#[cfg(feature = "std")]
+use crate::status::SystemInfo;
 use crate::time::Instant;
 
 /// A task or task function panicked; the message is what `panic!` was given.
@@ -214,6 +216,10 @@ struct Shared {
     max: AtomicUsize,
     drained: Notify,
     ended: Notify,
+    /// The latest current and historical verdicts, refreshed at every sensor sample (once a second by
+    /// default), so handles can show them without touching the machine.
+    #[cfg(feature = "std")]
+    info: std::sync::Mutex<Option<(SystemInfo, SystemInfo)>>,
 }
 
 /// A cloneable, thread-safe handle to a pool: pause, resume, abort, notify, setters and counters, usable
@@ -241,6 +247,8 @@ impl Handle {
             max: AtomicUsize::new(pool.max_concurrency()),
             drained: Notify::new(),
             ended: Notify::new(),
+            #[cfg(feature = "std")]
+            info: std::sync::Mutex::new(None),
         };
         Handle {
             shared: Arc::new(shared),
@@ -270,6 +278,38 @@ impl Handle {
     /// Whether the pool is paused.
     pub fn is_paused(&self) -> bool {
         self.shared.paused.load(Ordering::Acquire)
+    }
+
+    /// The verdicts over the current window (gating starts) as of the last sensor sample of the active or
+    /// last run; `None` before the first run.
+    #[cfg(feature = "std")]
+    pub fn current_system_info(&self) -> Option<SystemInfo> {
+        self.info().map(|i| i.0)
+    }
+
+    /// The verdicts over the whole history (driving autoscaling) as of the last sensor sample.
+    #[cfg(feature = "std")]
+    pub fn historical_system_info(&self) -> Option<SystemInfo> {
+        self.info().map(|i| i.1)
+    }
+
+    #[cfg(feature = "std")]
+    fn info(&self) -> Option<(SystemInfo, SystemInfo)> {
+        // A panic while holding this lock cannot leave a half-written pair: the value is replaced whole.
+        self.shared
+            .info
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Copies the machine's counters into the handle, for setters applied while no run is active.
+    pub fn sync_from<P: ScalingPolicy>(&self, pool: &Pool<P>) {
+        let sh = &self.shared;
+        sh.desired
+            .store(pool.desired_concurrency(), Ordering::Release);
+        sh.min.store(pool.min_concurrency(), Ordering::Release);
+        sh.max.store(pool.max_concurrency(), Ordering::Release);
     }
 
     /// Stops new starts; running tasks go on. Takes effect at the driver's next poll, which this triggers.
@@ -415,9 +455,25 @@ impl EventSink for () {
     fn event(&mut self, _event: &Event) {}
 }
 
-impl<F: FnMut(&Event)> EventSink for F {
+impl<S: EventSink + ?Sized> EventSink for &mut S {
     fn event(&mut self, event: &Event) {
-        self(event)
+        (**self).event(event)
+    }
+}
+
+impl<S: EventSink + ?Sized> EventSink for Box<S> {
+    fn event(&mut self, event: &Event) {
+        (**self).event(event)
+    }
+}
+
+/// An [`EventSink`] from a closure.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct FnSink<F>(pub F);
+
+impl<F: FnMut(&Event)> EventSink for FnSink<F> {
+    fn event(&mut self, event: &Event) {
+        (self.0)(event)
     }
 }
 
@@ -576,6 +632,21 @@ where
         if current == 0 && was != 0 {
             sh.drained.notify(usize::MAX);
         }
+    }
+
+    fn publish_info(&self, now: Instant) {
+        #[cfg(feature = "std")]
+        {
+            let pair = (self.pool.current_info(now), self.pool.historical_info(now));
+            *self
+                .handle
+                .shared
+                .info
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()) = Some(pair);
+        }
+        #[cfg(not(feature = "std"))]
+        let _ = now;
     }
 
     fn flush_events(&mut self) {
@@ -865,7 +936,10 @@ where
             }
             while let Some(action) = this.pool.poll_action() {
                 match action {
-                    Action::SampleSensors => this.sensors.sample(now, this.pool),
+                    Action::SampleSensors => {
+                        this.sensors.sample(now, this.pool);
+                        this.publish_info(now);
+                    }
                 }
             }
             if this.pool.is_aborted() && !this.cancelled_all {

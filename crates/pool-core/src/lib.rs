@@ -58,6 +58,8 @@ extern crate alloc;
 #[cfg(feature = "std")]
 extern crate std;
 
+#[cfg(feature = "std")]
+pub mod autoscaled;
 pub mod config;
 #[cfg(feature = "alloc")]
 pub mod driver;
@@ -70,12 +72,16 @@ pub mod status;
 pub mod testing;
 pub mod time;
 
+#[cfg(feature = "std")]
+pub use autoscaled::{AutoscaledPool, BoxPolicy, Builder, DrainTimeout, TaskMode};
 pub use config::{
     ConcurrencySettings, ConfigError, MemoryBudget, PoolConfig, ScalingSettings, SnapshotSettings,
     StatusSettings, TimeoutPolicy,
 };
 #[cfg(feature = "alloc")]
-pub use driver::{EventSink, Handle, InPlace, Launch, PoolError, Run, Spawn, Spawned, TaskPanic};
+pub use driver::{
+    EventSink, FnSink, Handle, InPlace, Launch, PoolError, Run, Spawn, Spawned, TaskPanic,
+};
 pub use pool::{
     Action, Event, Pool, Refusal, RunError, RunReport, ScaleDecision, StatusRecord, TaskOutcome,
     Verdict,

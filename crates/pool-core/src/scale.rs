@@ -105,6 +105,17 @@ impl<P: ScalingPolicy + ?Sized> ScalingPolicy for &mut P {
     }
 }
 
+/// A boxed policy, so the policy can be chosen at run time (by configuration) rather than by type.
+#[cfg(feature = "alloc")]
+impl<P: ScalingPolicy + ?Sized> ScalingPolicy for alloc::boxed::Box<P> {
+    fn decide(&mut self, input: &ScaleInput<'_>) -> Scale {
+        (**self).decide(input)
+    }
+    fn reset(&mut self, now: Instant) {
+        (**self).reset(now)
+    }
+}
+
 /// Crawlee's controller, exactly (crawlee-python 1.11.0 `_autoscale`, crawlee JS 3.18 `_autoscale`).
 ///
 /// Scale up by `ceil(desired × scale_up_step_ratio)` when the history is idle, `desired < max` and
