@@ -50,21 +50,16 @@ pub enum Launcher<S> {
 }
 
 pin_project_lite::pin_project! {
-    /// A task started by a [`Launcher`].
+    /// A task started by a [`Launcher`]: the task future itself, or the executor's join handle.
+    // pin-project-lite accepts no doc comments on enum fields, so the variants' fields go undocumented.
+    #[allow(missing_docs)]
     #[project = RunningProj]
     #[derive(Debug)]
     pub enum Running<F, H> {
         /// Polled in place.
-        InPlace {
-            /// The task future.
-            #[pin]
-            task: CatchPanic<F>,
-        },
+        InPlace { #[pin] task: CatchPanic<F> },
         /// A join handle.
-        Spawned {
-            /// The executor's handle.
-            handle: H,
-        },
+        Spawned { handle: H },
     }
 }
 
