@@ -120,7 +120,31 @@ impl fmt::Display for DrainTimeout {
     }
 }
 
-impl std::error::Error for DrainTimeout {}
+impl core::error::Error for DrainTimeout {}
+
+/// What an adapter's runtime provides beyond the seams: how to make one, and its default sensors.
+pub trait DefaultRuntime: Runtime + Spawn + Clone {
+    /// The sensors a pool on this runtime samples unless told otherwise.
+    type Sensors: Sensors;
+    /// A runtime handle for the current context.
+    fn create() -> Self;
+    /// The default sensors.
+    fn default_sensors(&self) -> Self::Sensors;
+}
+
+impl<Rt: DefaultRuntime> AutoscaledPool<Rt, (), ()> {
+    /// A builder with default settings and the runtime's default sensors.
+    ///
+    /// # Examples
+    ///
+    /// See the adapters (`pool-tokio`, `pool-smol`, `pool-async-std`), which export this type for their
+    /// runtime.
+    pub fn builder() -> Builder<Rt, (), (), (), Rt::Sensors> {
+        let rt = Rt::create();
+        let sensors = rt.default_sensors();
+        Builder::new(rt, sensors)
+    }
+}
 
 /// Builds an [`AutoscaledPool`]. `build` exists only once all three task functions are set.
 pub struct Builder<Rt, R, T, F, Se> {
@@ -152,6 +176,9 @@ impl<Rt, Se> Builder<Rt, (), (), (), Se> {
             config: PoolConfig::default(),
             policy: Box::new(CrawleePolicy),
             sensors,
+            #[cfg(feature = "tracing")]
+            sink: Box::new(crate::trace::TracingSink),
+            #[cfg(not(feature = "tracing"))]
             sink: Box::new(()),
             mode: TaskMode::default(),
             run_task: (),
@@ -290,7 +317,7 @@ where
     /// # Errors
     ///
     /// The first invalid setting, as a [`ConfigError`].
-    pub fn build(self) -> Result<AutoscaledPool<Rt, FnTasks<R, T, F>, Se>, ConfigError> {
+    pub fn build(self) -> Result<BuiltPool<Rt, R, T, F, Se>, ConfigError> {
         let pool = Pool::with_policy(self.config, self.policy)?;
         let handle = Handle::new(&pool);
         let fns = crate::runtime::task_fns(self.run_task, self.is_task_ready, self.is_finished);
@@ -307,6 +334,9 @@ where
         })
     }
 }
+
+/// The pool a [`Builder`] builds from three closures.
+pub type BuiltPool<Rt, R, T, F, Se> = AutoscaledPool<Rt, FnTasks<R, T, F>, Se>;
 
 struct Inner<Fns, Se> {
     pool: Pool<BoxPolicy>,

@@ -71,9 +71,11 @@ pub mod status;
 #[cfg(feature = "test-util")]
 pub mod testing;
 pub mod time;
+#[cfg(feature = "tracing")]
+pub mod trace;
 
 #[cfg(feature = "std")]
-pub use autoscaled::{AutoscaledPool, BoxPolicy, Builder, DrainTimeout, TaskMode};
+pub use autoscaled::{AutoscaledPool, BoxPolicy, Builder, DefaultRuntime, DrainTimeout, TaskMode};
 pub use config::{
     ConcurrencySettings, ConfigError, MemoryBudget, PoolConfig, ScalingSettings, SnapshotSettings,
     StatusSettings, TimeoutPolicy,
@@ -93,6 +95,8 @@ pub use status::{
     SignalSet, SystemInfo,
 };
 pub use time::Instant;
+#[cfg(feature = "tracing")]
+pub use trace::TracingSink;
 
 // The workspace README's example is compiled and run as a doctest, so it cannot rot. `cfg(doctest)` keeps the
 // path outside this crate from mattering to anything but `cargo test --doc` in the workspace.

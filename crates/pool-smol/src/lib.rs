@@ -1,0 +1,39 @@
+//! An autoscaled task pool on smol: Crawlee's `AutoscaledPool` for Rust.
+//!
+//! [`SmolRuntime`] gives `pool-core` a clock, an `async-io` timer re-armed in place, and an
+//! `async-executor` spawner (smol's global executor unless you hand it your own). Every behaviour lives in
+//! `pool-core`.
+//!
+//! # Examples
+//!
+//! ```
+//! use std::sync::Arc;
+//! use std::sync::atomic::{AtomicU32, Ordering};
+//! use pool_smol::{AutoscaledPool, ConcurrencySettings};
+//!
+//! let left = Arc::new(AtomicU32::new(50));
+//! let (a, b, c) = (left.clone(), left.clone(), left.clone());
+//! let pool = AutoscaledPool::builder()
+//!     .concurrency_settings(ConcurrencySettings::default().with_max(10))
+//!     .run_task(move || { a.fetch_sub(1, Ordering::SeqCst); async { Ok::<(), std::io::Error>(()) } })
+//!     .is_task_ready(move || { let r = b.load(Ordering::SeqCst) > 0; async move { Ok(r) } })
+//!     .is_finished(move || { let f = c.load(Ordering::SeqCst) == 0; async move { Ok(f) } })
+//!     .build()
+//!     .unwrap();
+//! let report = smol::block_on(pool.run()).unwrap();
+//! assert_eq!(report.succeeded, 50);
+//! ```
+
+mod runtime;
+
+pub use pool_core::{
+    ConcurrencySettings, ConfigError, DrainTimeout, Event, Handle, PoolConfig, PoolError, RunError,
+    RunReport, ScalingSettings, SnapshotSettings, StatusSettings, SystemInfo, TaskMode, TaskPanic,
+};
+pub use runtime::{SmolJoin, SmolRuntime, SmolTimer};
+
+/// An autoscaled pool on smol. Build one with `AutoscaledPool::builder()`.
+pub type AutoscaledPool<Fns = (), Se = ()> = pool_core::AutoscaledPool<SmolRuntime, Fns, Se>;
+
+/// The builder `AutoscaledPool::builder()` returns.
+pub type Builder<R = (), T = (), F = (), Se = ()> = pool_core::Builder<SmolRuntime, R, T, F, Se>;

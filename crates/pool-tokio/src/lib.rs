@@ -1,0 +1,51 @@
+//! An autoscaled task pool on tokio: Crawlee's `AutoscaledPool` for Rust.
+//!
+//! This crate is a runtime seam and nothing else: [`TokioRuntime`] gives `pool-core` a clock that follows
+//! `tokio::time` (so `#[tokio::test(start_paused = true)]` works), a re-armable timer and a spawner. Every
+//! behaviour lives in `pool-core`.
+//!
+//! # Examples
+//!
+//! ```
+//! use std::sync::Arc;
+//! use std::sync::atomic::{AtomicU32, Ordering};
+//! use pool_tokio::{AutoscaledPool, ConcurrencySettings};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let queue = Arc::new(AtomicU32::new(100));
+//! let (q1, q2) = (queue.clone(), queue.clone());
+//! let pool = AutoscaledPool::builder()
+//!     .concurrency_settings(ConcurrencySettings::default().with_max(20))
+//!     .run_task(move || {
+//!         let q = q1.clone();
+//!         async move {
+//!             q.fetch_sub(1, Ordering::SeqCst);
+//!             Ok::<(), std::io::Error>(())
+//!         }
+//!     })
+//!     .is_task_ready({
+//!         let q = q2.clone();
+//!         move || { let ready = q.load(Ordering::SeqCst) > 0; async move { Ok(ready) } }
+//!     })
+//!     .is_finished(move || { let done = q2.load(Ordering::SeqCst) == 0; async move { Ok(done) } })
+//!     .build()
+//!     .unwrap();
+//! let report = pool.run().await.unwrap();
+//! assert_eq!(report.succeeded, 100);
+//! # }
+//! ```
+
+mod runtime;
+
+pub use pool_core::{
+    ConcurrencySettings, ConfigError, DrainTimeout, Event, Handle, PoolConfig, PoolError, RunError,
+    RunReport, ScalingSettings, SnapshotSettings, StatusSettings, SystemInfo, TaskMode, TaskPanic,
+};
+pub use runtime::{TokioJoin, TokioRuntime, TokioTimer};
+
+/// An autoscaled pool on tokio. Build one with `AutoscaledPool::builder()`.
+pub type AutoscaledPool<Fns = (), Se = ()> = pool_core::AutoscaledPool<TokioRuntime, Fns, Se>;
+
+/// The builder `AutoscaledPool::builder()` returns.
+pub type Builder<R = (), T = (), F = (), Se = ()> = pool_core::Builder<TokioRuntime, R, T, F, Se>;
