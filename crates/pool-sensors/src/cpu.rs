@@ -1,0 +1,416 @@
+//! The Linux CPU sensor: a non-blocking delta between two samples, against a cgroup CPU limit when one
+//! binds, the whole host otherwise, or one core for process-relative CPU.
+
+use std::io::ErrorKind;
+use std::path::{Path, PathBuf};
+
+use pool_core::Instant;
+
+use crate::cgroup::Cgroups;
+use crate::parse;
+use crate::root::SensorRoot;
+use crate::warn::Warnings;
+
+/// What CPU utilisation means.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum CpuMode {
+    /// The cgroup's usage against its limit (quota or cpuset) when one binds, else the host's busy share.
+    #[default]
+    Auto,
+    /// The host's busy share over every CPU (`/proc/stat`), ignoring cgroup limits.
+    Host,
+    /// This process's CPU time over one core: for single-threaded workloads on many-core hosts, which look
+    /// idle host-wide while their own core is saturated (crawlee-python #1119).
+    Process,
+}
+
+/// Where a CPU ratio came from.
+#[derive(Clone, Debug, PartialEq)]
+pub enum CpuSource {
+    /// `/proc/stat`, busy over total jiffies of every CPU.
+    Host,
+    /// A cgroup usage counter against a limit of this many cores.
+    Cgroup {
+        /// The usage counter read (`cpu.stat` or `cpuacct.usage`).
+        usage: PathBuf,
+        /// The binding limit, in cores.
+        cores: f64,
+    },
+    /// `/proc/PID/stat` utime + stime over one core.
+    Process,
+}
+
+/// Clock ticks per second in `/proc/PID/stat` (`USER_HZ`): 100 on every mainstream architecture, fixed by
+/// the kernel ABI whatever the kernel's internal `HZ`.
+const USER_HZ: u64 = 100;
+
+/// Windows shorter than this give no reading; the baseline is kept so the next window is longer.
+const MIN_WINDOW_NANOS: u64 = 10_000_000;
+
+#[derive(Clone, Debug, PartialEq)]
+enum Baseline {
+    Host {
+        busy: u64,
+        total: u64,
+    },
+    Timed {
+        key: Key,
+        value_ns: u64,
+        at: Instant,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq)]
+enum Key {
+    Cgroup(PathBuf),
+    Process,
+}
+
+/// Computes CPU utilisation between consecutive calls; the first call (and the first after the source
+/// changes or a counter goes backwards) only sets the baseline.
+#[derive(Clone, Debug)]
+pub struct CpuSensor {
+    root: SensorRoot,
+    pid: u32,
+    mode: CpuMode,
+    prev: Option<Baseline>,
+    last_source: Option<CpuSource>,
+}
+
+/// A limit candidate: cores and where its usage is counted.
+struct Candidate {
+    cores: f64,
+    usage: PathBuf,
+    kind: UsageKind,
+}
+
+#[derive(Clone, Copy)]
+enum UsageKind {
+    /// `cpu.stat`'s `usage_usec`.
+    V2,
+    /// `cpuacct.usage`, nanoseconds.
+    V1,
+}
+
+impl CpuSensor {
+    /// A sensor for process `pid` under `root`.
+    pub fn new(root: SensorRoot, pid: u32, mode: CpuMode) -> Self {
+        CpuSensor {
+            root,
+            pid,
+            mode,
+            prev: None,
+            last_source: None,
+        }
+    }
+
+    /// Where the latest ratio came from.
+    pub fn source(&self) -> Option<&CpuSource> {
+        self.last_source.as_ref()
+    }
+
+    /// The busy share since the previous call, in [0, 1], or `None` when there is no baseline yet, the
+    /// window is under 10 ms, or nothing could be read. Never blocks.
+    pub fn read(&mut self, now: Instant, w: &mut Warnings) -> Option<f64> {
+        match self.mode {
+            CpuMode::Process => self.process(now, w),
+            CpuMode::Host => self.host(w),
+            CpuMode::Auto => match self.binding_limit(w) {
+                Some(c) => match read_usage(&c, w) {
+                    Some(ns) => {
+                        let r = self.timed(Key::Cgroup(c.usage.clone()), ns, now, c.cores, w);
+                        self.last_source = Some(CpuSource::Cgroup {
+                            usage: c.usage,
+                            cores: c.cores,
+                        });
+                        r
+                    }
+                    None => self.host(w),
+                },
+                None => self.host(w),
+            },
+        }
+    }
+
+    fn host(&mut self, w: &mut Warnings) -> Option<f64> {
+        let h = self.host_counters(w)?;
+        self.last_source = Some(CpuSource::Host);
+        let next = Baseline::Host {
+            busy: h.busy,
+            total: h.total,
+        };
+        let Some(Baseline::Host { busy, total }) = self.prev.replace(next.clone()) else {
+            return None;
+        };
+        if h.busy < busy || h.total < total {
+            w.warn("cpu.counter_backwards", || {
+                "/proc/stat CPU counters went backwards; the baseline is reset and this sample skipped".into()
+            });
+            return None;
+        }
+        let (db, dt) = (h.busy - busy, h.total - total);
+        if dt == 0 {
+            // No tick elapsed: keep the older baseline so the next window is long enough.
+            self.prev = Some(Baseline::Host { busy, total });
+            return None;
+        }
+        Some((db as f64 / dt as f64).clamp(0.0, 1.0))
+    }
+
+    fn host_counters(&self, w: &mut Warnings) -> Option<parse::HostCpu> {
+        match self.root.read("/proc/stat") {
+            Ok(t) => {
+                let h = parse::proc_stat(&t);
+                if h.is_none() {
+                    w.warn("cpu.stat_garbage", || {
+                        "/proc/stat has no usable `cpu` line; no CPU reading".into()
+                    });
+                }
+                h
+            }
+            Err(e) => {
+                w.warn("cpu.stat_unreadable", || {
+                    format!("cannot read /proc/stat ({e}); no host CPU reading")
+                });
+                None
+            }
+        }
+    }
+
+    fn process(&mut self, now: Instant, w: &mut Warnings) -> Option<f64> {
+        let pid = self.pid;
+        let ticks = match self.root.read(format!("/proc/{pid}/stat")) {
+            Ok(t) => match parse::pid_stat(&t) {
+                Some((_, ticks)) => ticks,
+                None => {
+                    w.warn("cpu.process_garbage", || {
+                        format!("/proc/{pid}/stat is garbage; no process CPU reading")
+                    });
+                    return None;
+                }
+            },
+            Err(e) => {
+                w.warn("cpu.process_unreadable", || {
+                    format!("cannot read /proc/{pid}/stat ({e}); no process CPU reading")
+                });
+                return None;
+            }
+        };
+        self.last_source = Some(CpuSource::Process);
+        let ns = ticks.saturating_mul(1_000_000_000 / USER_HZ);
+        self.timed(Key::Process, ns, now, 1.0, w)
+    }
+
+    /// `Δusage / (Δwall × cores)` against the previous sample of the same counter.
+    fn timed(
+        &mut self,
+        key: Key,
+        value_ns: u64,
+        now: Instant,
+        cores: f64,
+        w: &mut Warnings,
+    ) -> Option<f64> {
+        let next = Baseline::Timed {
+            key: key.clone(),
+            value_ns,
+            at: now,
+        };
+        let prev = self.prev.replace(next);
+        let Some(Baseline::Timed {
+            key: pk,
+            value_ns: pv,
+            at: pat,
+        }) = &prev
+        else {
+            return None;
+        };
+        let (pv, pat) = (*pv, *pat);
+        if *pk != key {
+            return None;
+        }
+        if value_ns < pv {
+            w.warn("cpu.counter_backwards", || {
+                "a CPU usage counter went backwards; the baseline is reset and this sample skipped"
+                    .into()
+            });
+            return None;
+        }
+        let wall = now.saturating_duration_since(pat).as_nanos() as u64;
+        if wall < MIN_WINDOW_NANOS {
+            self.prev = prev;
+            return None;
+        }
+        let used = (value_ns - pv) as f64;
+        Some((used / (wall as f64 * cores)).clamp(0.0, 1.0))
+    }
+
+    /// The smallest cgroup CPU limit (quota along the path, or cpuset size) below the number of online
+    /// CPUs, and the usage counter at the level where it binds.
+    fn binding_limit(&self, w: &mut Warnings) -> Option<Candidate> {
+        let cg = Cgroups::discover(&self.root, self.pid, w);
+        let online = self
+            .host_counters(w)
+            .map(|h| f64::from(h.online))
+            .filter(|n| *n > 0.0);
+        let mut candidates = Vec::new();
+        if let Some(h) = &cg.unified {
+            for dir in &h.dirs {
+                if let Some(cores) = quota_v2(dir, w) {
+                    candidates.push(Candidate {
+                        cores,
+                        usage: dir.join("cpu.stat"),
+                        kind: UsageKind::V2,
+                    });
+                }
+            }
+            if let Some(leaf) = h.leaf()
+                && let Some(n) = cpuset(&leaf.join("cpuset.cpus.effective"), w)
+            {
+                candidates.push(Candidate {
+                    cores: f64::from(n),
+                    usage: leaf.join("cpu.stat"),
+                    kind: UsageKind::V2,
+                });
+            }
+        }
+        let acct = cg.v1("cpuacct");
+        if let (Some(cpu), Some(acct)) = (cg.v1("cpu"), acct) {
+            for dir in &cpu.dirs {
+                if let Some(cores) = quota_v1(dir, w)
+                    && let Some(usage_dir) = acct.matching(cpu, dir)
+                {
+                    candidates.push(Candidate {
+                        cores,
+                        usage: usage_dir.join("cpuacct.usage"),
+                        kind: UsageKind::V1,
+                    });
+                }
+            }
+        }
+        if let (Some(set), Some(acct)) = (cg.v1("cpuset"), acct)
+            && let (Some(leaf), Some(acct_leaf)) = (set.leaf(), acct.leaf())
+        {
+            let effective = leaf.join("cpuset.effective_cpus");
+            let file = if effective.exists() {
+                effective
+            } else {
+                leaf.join("cpuset.cpus")
+            };
+            if let Some(n) = cpuset(&file, w) {
+                candidates.push(Candidate {
+                    cores: f64::from(n),
+                    usage: acct_leaf.join("cpuacct.usage"),
+                    kind: UsageKind::V1,
+                });
+            }
+        }
+        candidates
+            .into_iter()
+            .filter(|c| online.is_none_or(|n| c.cores < n))
+            .min_by(|a, b| a.cores.total_cmp(&b.cores))
+    }
+}
+
+/// Reads a text file, `None` if absent; other failures warn under `code`.
+fn read_optional(path: &Path, code: &'static str, w: &mut Warnings) -> Option<String> {
+    match std::fs::read_to_string(path) {
+        Ok(t) => Some(t),
+        Err(e) if e.kind() == ErrorKind::NotFound => None,
+        Err(e) => {
+            w.warn(code, || {
+                format!(
+                    "cannot read {} ({e}); that CPU limit is ignored",
+                    path.display()
+                )
+            });
+            None
+        }
+    }
+}
+
+fn quota_v2(dir: &Path, w: &mut Warnings) -> Option<f64> {
+    let path = dir.join("cpu.max");
+    let text = read_optional(&path, "cpu.limit_unreadable", w)?;
+    match parse::cpu_max(&text) {
+        Ok(Some((q, p))) if q > 0 => Some(q as f64 / p as f64),
+        Ok(_) => None,
+        Err(()) => {
+            w.warn("cpu.limit_garbage", || {
+                format!(
+                    "{} holds {:?}; that CPU limit is ignored",
+                    path.display(),
+                    text.trim()
+                )
+            });
+            None
+        }
+    }
+}
+
+fn quota_v1(dir: &Path, w: &mut Warnings) -> Option<f64> {
+    let qpath = dir.join("cpu.cfs_quota_us");
+    let quota = read_optional(&qpath, "cpu.limit_unreadable", w)?;
+    let ppath = dir.join("cpu.cfs_period_us");
+    let period = read_optional(&ppath, "cpu.limit_unreadable", w)?;
+    match (parse::i64_value(&quota), parse::i64_value(&period)) {
+        (Ok(q), _) if q <= 0 => None,
+        (Ok(q), Ok(p)) if p > 0 => Some(q as f64 / p as f64),
+        _ => {
+            w.warn("cpu.limit_garbage", || {
+                format!(
+                    "{} / {} hold {:?} / {:?}; that CPU limit is ignored",
+                    qpath.display(),
+                    ppath.display(),
+                    quota.trim(),
+                    period.trim()
+                )
+            });
+            None
+        }
+    }
+}
+
+fn cpuset(path: &Path, w: &mut Warnings) -> Option<u32> {
+    let text = read_optional(path, "cpu.limit_unreadable", w)?;
+    match parse::cpuset_count(&text) {
+        Ok(n) => Some(n),
+        Err(()) => {
+            w.warn("cpu.limit_garbage", || {
+                format!(
+                    "{} holds {:?}; that cpuset is ignored",
+                    path.display(),
+                    text.trim()
+                )
+            });
+            None
+        }
+    }
+}
+
+/// The usage counter of a binding limit, in nanoseconds.
+fn read_usage(c: &Candidate, w: &mut Warnings) -> Option<u64> {
+    let value = std::fs::read_to_string(&c.usage)
+        .map_err(|e| e.to_string())
+        .and_then(|t| {
+            match c.kind {
+                UsageKind::V2 => parse::keyed(&t, "usage_usec")
+                    .ok()
+                    .flatten()
+                    .and_then(|us| us.checked_mul(1000)),
+                UsageKind::V1 => t.trim().parse().ok(),
+            }
+            .ok_or_else(|| format!("garbage {:?}", t.trim()))
+        });
+    match value {
+        Ok(ns) => Some(ns),
+        Err(e) => {
+            w.warn("cpu.usage_unreadable", || {
+                format!(
+                    "cannot use {} ({e}); CPU is measured host-wide instead of against the cgroup limit",
+                    c.usage.display()
+                )
+            });
+            None
+        }
+    }
+}

@@ -1,0 +1,419 @@
+//! The Linux memory sensor: the process tree's PSS (RSS as a fallback), and the memory available to the
+//! process (the tightest cgroup limit along its path, or physical memory) with the use within it.
+
+use std::collections::HashSet;
+use std::io::ErrorKind;
+use std::path::Path;
+
+use crate::cgroup::{Cgroups, Hierarchy};
+use crate::parse;
+use crate::root::SensorRoot;
+use crate::warn::Warnings;
+
+/// Where a memory total came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TotalSource {
+    /// The tightest cgroup v1 or v2 limit along the process's cgroup path.
+    Cgroup,
+    /// `MemTotal` in `/proc/meminfo`.
+    Physical,
+    /// Neither could be read.
+    Unknown,
+}
+
+/// One memory measurement.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MemorySample {
+    /// This process plus its descendants: PSS where the kernel offers it, RSS otherwise.
+    pub used_bytes: u64,
+    /// Memory available to the process; `None` when unknown.
+    pub total_bytes: Option<u64>,
+    /// Memory in use by everyone within `total_bytes` (cgroup charge less reclaimable cache, or
+    /// `MemTotal − MemAvailable`); `None` when unknown.
+    pub system_used_bytes: Option<u64>,
+    /// Where `total_bytes` came from.
+    pub source: TotalSource,
+}
+
+/// A v1 limit at or above this many bytes is the "unlimited" sentinel even when `MemTotal` is unknown.
+const V1_UNLIMITED: u64 = 1 << 62;
+
+/// Reads process-tree memory and the memory available to the process, under a [`SensorRoot`].
+///
+/// Stateless but for the PSS latch: once `smaps_rollup` is found missing for the process itself (a kernel
+/// older than 4.14), RSS is used for every process from then on.
+#[derive(Clone, Debug)]
+pub struct MemorySensor {
+    root: SensorRoot,
+    pid: u32,
+    pss_available: bool,
+}
+
+impl MemorySensor {
+    /// A sensor for process `pid` under `root`.
+    pub fn new(root: SensorRoot, pid: u32) -> Self {
+        MemorySensor {
+            root,
+            pid,
+            pss_available: true,
+        }
+    }
+
+    /// Whether PSS is still in use (the process-wide latch has not tripped).
+    pub fn uses_pss(&self) -> bool {
+        self.pss_available
+    }
+
+    /// Measures everything. `None` only when the process's own memory cannot be read.
+    pub fn read(&mut self, w: &mut Warnings) -> Option<MemorySample> {
+        let used_bytes = self.process_tree_bytes(w)?;
+        let (total_bytes, system_used_bytes, source) = self.available(w);
+        Some(MemorySample {
+            used_bytes,
+            total_bytes,
+            system_used_bytes,
+            source,
+        })
+    }
+
+    /// The memory available to the process and the use within it, re-read on every call so that a resized
+    /// container is followed.
+    pub fn available(&self, w: &mut Warnings) -> (Option<u64>, Option<u64>, TotalSource) {
+        let (mem_total, mem_available) = self.meminfo(w);
+        let cgroups = Cgroups::discover(&self.root, self.pid, w);
+        let mut limit = CgroupLimit::default();
+        if let Some(h) = &cgroups.unified {
+            limit.walk(h, &V2, mem_total, w);
+        }
+        if let Some(h) = cgroups.v1("memory") {
+            limit.walk(h, &V1, mem_total, w);
+        }
+        match (limit.limit, mem_total) {
+            (Some(l), _) => {
+                let used = (!limit.usage_unknown).then(|| l - limit.headroom.unwrap_or(l).min(l));
+                (Some(l), used, TotalSource::Cgroup)
+            }
+            (None, Some(t)) => {
+                let used = mem_available.map(|a| t.saturating_sub(a));
+                (Some(t), used, TotalSource::Physical)
+            }
+            (None, None) => (None, None, TotalSource::Unknown),
+        }
+    }
+
+    fn meminfo(&self, w: &mut Warnings) -> (Option<u64>, Option<u64>) {
+        let text = match self.root.read("/proc/meminfo") {
+            Ok(t) => t,
+            Err(e) => {
+                w.warn("memory.meminfo_unreadable", || {
+                    format!("cannot read /proc/meminfo ({e}); physical memory is unknown")
+                });
+                return (None, None);
+            }
+        };
+        let total = match parse::kb_field(&text, "MemTotal") {
+            Ok(Some(t)) if t > 0 => Some(t),
+            _ => {
+                w.warn("memory.meminfo_garbage", || {
+                    "/proc/meminfo has no usable MemTotal; physical memory is unknown".into()
+                });
+                None
+            }
+        };
+        let available = match parse::kb_field(&text, "MemAvailable") {
+            Ok(Some(a)) => Some(a),
+            _ => {
+                w.warn("memory.available_unknown", || {
+                    "/proc/meminfo has no usable MemAvailable (kernel older than 3.14?); system-wide use is unknown"
+                        .into()
+                });
+                None
+            }
+        };
+        (total, available)
+    }
+
+    /// This process plus its descendants, in bytes. `None` when the process itself cannot be read.
+    pub fn process_tree_bytes(&mut self, w: &mut Warnings) -> Option<u64> {
+        let mut sum = match self.process_bytes(self.pid, w) {
+            Ok(b) => b,
+            Err(e) => {
+                let pid = self.pid;
+                w.warn("memory.self_unreadable", || {
+                    format!(
+                        "cannot read the memory of process {pid} itself ({e}); no memory reading"
+                    )
+                });
+                return None;
+            }
+        };
+        for child in self.descendants(w) {
+            match self.process_bytes(child, w) {
+                Ok(b) => sum = sum.saturating_add(b),
+                Err(e) => w.warn("memory.child_unreadable", || {
+                    format!("cannot read the memory of child process {child} ({e}); it counts as 0")
+                }),
+            }
+        }
+        Some(sum)
+    }
+
+    /// One process's PSS, or RSS when PSS is unavailable, denied or 0. A process that vanished is 0.
+    fn process_bytes(&mut self, pid: u32, w: &mut Warnings) -> Result<u64, String> {
+        if self.pss_available {
+            match self.root.read(format!("/proc/{pid}/smaps_rollup")) {
+                Ok(t) => match parse::kb_field(&t, "Pss") {
+                    Ok(Some(b)) if b > 0 => return Ok(b),
+                    _ => w.warn("memory.pss_fallback", || {
+                        format!(
+                            "/proc/{pid}/smaps_rollup has no usable Pss; using RSS for that process"
+                        )
+                    }),
+                },
+                Err(e) if e.kind() == ErrorKind::NotFound && pid == self.pid => {
+                    self.pss_available = false;
+                    w.warn("memory.pss_unavailable", || {
+                        format!(
+                            "/proc/{pid}/smaps_rollup does not exist (kernel older than 4.14?); using RSS for every process"
+                        )
+                    });
+                }
+                // A child may just have exited: RSS tells.
+                Err(e) if e.kind() == ErrorKind::NotFound => {}
+                Err(e) => w.warn("memory.pss_fallback", || {
+                    format!(
+                        "cannot read /proc/{pid}/smaps_rollup ({e}); using RSS for that process"
+                    )
+                }),
+            }
+        }
+        match self.root.read(format!("/proc/{pid}/status")) {
+            Ok(t) => match parse::kb_field(&t, "VmRSS") {
+                Ok(Some(b)) => Ok(b),
+                // Zombies and kernel threads have no VmRSS: they hold no user memory.
+                Ok(None) if pid != self.pid => Ok(0),
+                Ok(None) => Err("no VmRSS in /proc/PID/status".into()),
+                Err(()) => Err("garbage VmRSS in /proc/PID/status".into()),
+            },
+            Err(e) if e.kind() == ErrorKind::NotFound && pid != self.pid => Ok(0),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// Every descendant of the process, from `/proc/PID/task/TID/children` where the kernel has it, else by
+    /// scanning every `/proc/N/stat` for parent pids.
+    fn descendants(&self, w: &mut Warnings) -> Vec<u32> {
+        let pid = self.pid;
+        let children_file = self.root.join(format!("/proc/{pid}/task/{pid}/children"));
+        let mut out = Vec::new();
+        let mut seen = HashSet::from([pid]);
+        if children_file.exists() {
+            let mut queue = vec![pid];
+            while let Some(p) = queue.pop() {
+                for c in self.children_of(p) {
+                    if seen.insert(c) {
+                        out.push(c);
+                        queue.push(c);
+                    }
+                }
+            }
+            return out;
+        }
+        let entries = match std::fs::read_dir(self.root.join("/proc")) {
+            Ok(e) => e,
+            Err(e) => {
+                w.warn("memory.children_unlisted", || {
+                    format!("cannot list /proc ({e}); child processes are not counted")
+                });
+                return out;
+            }
+        };
+        let mut parents: Vec<(u32, u32)> = Vec::new();
+        for entry in entries.flatten() {
+            let Some(n) = entry
+                .file_name()
+                .to_str()
+                .and_then(|s| s.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            if n == pid {
+                continue;
+            }
+            if let Ok(t) = std::fs::read_to_string(entry.path().join("stat"))
+                && let Some((ppid, _)) = parse::pid_stat(&t)
+            {
+                parents.push((n, ppid));
+            }
+        }
+        let mut queue = vec![pid];
+        while let Some(p) = queue.pop() {
+            for &(c, _) in parents.iter().filter(|(_, pp)| *pp == p) {
+                if seen.insert(c) {
+                    out.push(c);
+                    queue.push(c);
+                }
+            }
+        }
+        out
+    }
+
+    fn children_of(&self, pid: u32) -> Vec<u32> {
+        let Ok(tasks) = std::fs::read_dir(self.root.join(format!("/proc/{pid}/task"))) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for t in tasks.flatten() {
+            if let Ok(text) = std::fs::read_to_string(t.path().join("children")) {
+                out.extend(
+                    text.split_whitespace()
+                        .filter_map(|s| s.parse::<u32>().ok()),
+                );
+            }
+        }
+        out
+    }
+}
+
+/// The file names of one cgroup version's memory controller.
+struct Files {
+    limit: &'static str,
+    usage: &'static str,
+    inactive_file: &'static str,
+    dirty: &'static str,
+    writeback: &'static str,
+}
+
+const V2: Files = Files {
+    limit: "memory.max",
+    usage: "memory.current",
+    inactive_file: "inactive_file",
+    dirty: "file_dirty",
+    writeback: "file_writeback",
+};
+
+const V1: Files = Files {
+    limit: "memory.limit_in_bytes",
+    usage: "memory.usage_in_bytes",
+    inactive_file: "total_inactive_file",
+    dirty: "total_dirty",
+    writeback: "total_writeback",
+};
+
+/// The tightest limit over every level walked, and the least headroom under any limit.
+#[derive(Default)]
+struct CgroupLimit {
+    limit: Option<u64>,
+    headroom: Option<u64>,
+    usage_unknown: bool,
+}
+
+impl CgroupLimit {
+    fn walk(&mut self, h: &Hierarchy, f: &Files, mem_total: Option<u64>, w: &mut Warnings) {
+        for dir in &h.dirs {
+            let Some(limit) = level_limit(dir, f, mem_total, w) else {
+                continue;
+            };
+            self.limit = Some(self.limit.map_or(limit, |l| l.min(limit)));
+            match charged(dir, f, w) {
+                Some(c) => {
+                    let room = limit.saturating_sub(c);
+                    self.headroom = Some(self.headroom.map_or(room, |r| r.min(room)));
+                }
+                None => self.usage_unknown = true,
+            }
+        }
+    }
+}
+
+/// A level's hard limit, or `None` when it has none (absent file, `max`, at or above physical memory) or
+/// when it cannot be used (unreadable or garbage, with a warning).
+fn level_limit(dir: &Path, f: &Files, mem_total: Option<u64>, w: &mut Warnings) -> Option<u64> {
+    let path = dir.join(f.limit);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == ErrorKind::NotFound => return None,
+        Err(e) => {
+            w.warn("memory.limit_unreadable", || {
+                format!(
+                    "cannot read {} ({e}); that level's limit is ignored",
+                    path.display()
+                )
+            });
+            return None;
+        }
+    };
+    match parse::u64_or_max(&text) {
+        Ok(Some(l)) if mem_total.is_some_and(|t| l >= t) || l >= V1_UNLIMITED => None,
+        Ok(l) => l,
+        Err(()) => {
+            w.warn("memory.limit_garbage", || {
+                format!(
+                    "{} holds {:?}, not a byte count or `max`; that level's limit is ignored",
+                    path.display(),
+                    text.trim()
+                )
+            });
+            None
+        }
+    }
+}
+
+/// What a level is charged, less the reclaimable inactive file cache that is not dirty or under writeback.
+fn charged(dir: &Path, f: &Files, w: &mut Warnings) -> Option<u64> {
+    let path = dir.join(f.usage);
+    let usage = match std::fs::read_to_string(&path).map(|t| t.trim().parse::<u64>()) {
+        Ok(Ok(u)) => u,
+        Ok(Err(_)) => {
+            w.warn("memory.usage_garbage", || {
+                format!(
+                    "{} is not a byte count; system-wide use is unknown",
+                    path.display()
+                )
+            });
+            return None;
+        }
+        Err(e) => {
+            w.warn("memory.usage_unreadable", || {
+                format!(
+                    "cannot read {} ({e}); system-wide use is unknown",
+                    path.display()
+                )
+            });
+            return None;
+        }
+    };
+    let stat_path = dir.join("memory.stat");
+    let credit = match std::fs::read_to_string(&stat_path) {
+        Ok(stat) => {
+            let inactive = parse::keyed(&stat, f.inactive_file);
+            let dirty = parse::keyed(&stat, f.dirty);
+            let writeback = parse::keyed(&stat, f.writeback);
+            match (inactive, dirty, writeback) {
+                (Ok(i), Ok(d), Ok(wb)) => {
+                    let i = i.unwrap_or(0);
+                    i.saturating_sub(d.unwrap_or(0).saturating_add(wb.unwrap_or(0)))
+                }
+                _ => {
+                    w.warn("memory.stat_garbage", || {
+                        format!(
+                            "{} has garbage values; no cache is credited",
+                            stat_path.display()
+                        )
+                    });
+                    0
+                }
+            }
+        }
+        Err(e) => {
+            w.warn("memory.stat_unreadable", || {
+                format!(
+                    "cannot read {} ({e}); no cache is credited",
+                    stat_path.display()
+                )
+            });
+            0
+        }
+    };
+    Some(usage.saturating_sub(credit))
+}
