@@ -20,7 +20,7 @@ use crate::driver::{
     CatchPanic, EventSink, Handle, InPlace, Launch, PoolError, Run, Spawn, TaskPanic,
 };
 use crate::pool::{Pool, RunError, RunReport};
-use crate::runtime::{Clock, FnTasks, Runtime, Sensors, TaskFns, Timer};
+use crate::runtime::{FnTasks, Runtime, Sensors, TaskFns, Timer};
 use crate::scale::{CrawleePolicy, ScalingPolicy};
 use crate::status::SystemInfo;
 use crate::time::Instant;
@@ -419,7 +419,7 @@ where
     }
 }
 
-impl<Rt: Runtime, Fns, Se> AutoscaledPool<Rt, Fns, Se> {
+impl<Rt: Runtime + Clone, Fns, Se> AutoscaledPool<Rt, Fns, Se> {
     /// A cloneable, thread-safe handle to this pool.
     pub fn handle(&self) -> Handle {
         self.handle.clone()
@@ -526,12 +526,7 @@ impl<Rt: Runtime, Fns, Se> AutoscaledPool<Rt, Fns, Se> {
             self.handle.drained().await;
             return Ok(());
         };
-        let deadline = self.runtime.now() + timeout;
-        let sleep = TimerSleep {
-            timer: Box::pin(self.runtime.timer(deadline)),
-            at: deadline,
-            clock: &self.runtime,
-        };
+        let sleep = sleep(&self.runtime, timeout);
         let drained = async {
             self.handle.drained().await;
             true
@@ -570,21 +565,43 @@ fn unreachable_info() -> SystemInfo {
     }
 }
 
-/// A sleep on a [`Runtime`]'s timer, deciding expiry by its clock.
-struct TimerSleep<'a, T, C> {
-    timer: Pin<Box<T>>,
-    at: Instant,
-    clock: &'a C,
+/// A sleep of `d` on `rt`'s timer: a runtime-neutral way for code generic over the runtime (such as the
+/// adapter conformance suite) to wait.
+pub fn sleep<Rt: Runtime + Clone>(rt: &Rt, d: Duration) -> Sleep<Rt> {
+    let at = rt.now() + d;
+    Sleep {
+        timer: Box::pin(rt.timer(at)),
+        at,
+        rt: rt.clone(),
+    }
 }
 
-impl<T: Timer, C: Clock> Future for TimerSleep<'_, T, C> {
+/// The future returned by [`sleep`]; expiry is decided by the runtime's clock.
+pub struct Sleep<Rt: Runtime> {
+    timer: Pin<Box<Rt::Timer>>,
+    at: Instant,
+    rt: Rt,
+}
+
+impl<Rt: Runtime> fmt::Debug for Sleep<Rt> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sleep")
+            .field("at", &self.at)
+            .finish_non_exhaustive()
+    }
+}
+
+// The timer is pinned in its own box and the runtime handle is never pinned, so `Sleep` may move.
+impl<Rt: Runtime> Unpin for Sleep<Rt> {}
+
+impl<Rt: Runtime> Future for Sleep<Rt> {
     type Output = ();
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if self.clock.now() >= self.at {
+        if self.rt.now() >= self.at {
             return Poll::Ready(());
         }
         let _ = self.timer.as_mut().poll_elapsed(cx);
-        if self.clock.now() >= self.at {
+        if self.rt.now() >= self.at {
             Poll::Ready(())
         } else {
             Poll::Pending

@@ -75,7 +75,9 @@ pub mod time;
 pub mod trace;
 
 #[cfg(feature = "std")]
-pub use autoscaled::{AutoscaledPool, BoxPolicy, Builder, DefaultRuntime, DrainTimeout, TaskMode};
+pub use autoscaled::{
+    AutoscaledPool, BoxPolicy, Builder, DefaultRuntime, DrainTimeout, TaskMode, sleep,
+};
 pub use config::{
     ConcurrencySettings, ConfigError, MemoryBudget, PoolConfig, ScalingSettings, SnapshotSettings,
     StatusSettings, TimeoutPolicy,

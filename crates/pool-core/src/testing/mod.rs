@@ -37,6 +37,7 @@
 #![allow(clippy::std_instead_of_core, clippy::std_instead_of_alloc)]
 
 mod clock;
+pub mod conformance;
 mod executor;
 mod sensor;
 mod sim;
