@@ -1,7 +1,6 @@
 //! The Linux CPU sensor: a non-blocking delta between two samples, against a cgroup CPU limit when one
 //! binds, the whole host otherwise, or one core for process-relative CPU.
 
-use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 
 use pool_core::Instant;
@@ -313,9 +312,8 @@ impl CpuSensor {
 
 /// Reads a text file, `None` if absent; other failures warn under `code`.
 fn read_optional(path: &Path, code: &'static str, w: &mut Warnings) -> Option<String> {
-    match std::fs::read_to_string(path) {
-        Ok(t) => Some(t),
-        Err(e) if e.kind() == ErrorKind::NotFound => None,
+    match crate::root::read_optional(path) {
+        Ok(t) => t,
         Err(e) => {
             w.warn(code, || {
                 format!(

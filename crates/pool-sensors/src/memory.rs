@@ -7,7 +7,7 @@ use std::path::Path;
 
 use crate::cgroup::{Cgroups, Hierarchy};
 use crate::parse;
-use crate::root::SensorRoot;
+use crate::root::{SensorRoot, read_optional};
 use crate::warn::Warnings;
 
 /// Where a memory total came from.
@@ -330,9 +330,9 @@ impl CgroupLimit {
 /// when it cannot be used (unreadable or garbage, with a warning).
 fn level_limit(dir: &Path, f: &Files, mem_total: Option<u64>, w: &mut Warnings) -> Option<u64> {
     let path = dir.join(f.limit);
-    let text = match std::fs::read_to_string(&path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == ErrorKind::NotFound => return None,
+    let text = match read_optional(&path) {
+        Ok(Some(t)) => t,
+        Ok(None) => return None,
         Err(e) => {
             w.warn("memory.limit_unreadable", || {
                 format!(
@@ -384,8 +384,9 @@ fn charged(dir: &Path, f: &Files, w: &mut Warnings) -> Option<u64> {
         }
     };
     let stat_path = dir.join("memory.stat");
-    let credit = match std::fs::read_to_string(&stat_path) {
-        Ok(stat) => {
+    let credit = match read_optional(&stat_path) {
+        Ok(None) => 0,
+        Ok(Some(stat)) => {
             let inactive = parse::keyed(&stat, f.inactive_file);
             let dirty = parse::keyed(&stat, f.dirty);
             let writeback = parse::keyed(&stat, f.writeback);

@@ -42,3 +42,15 @@ impl SensorRoot {
         std::fs::read_to_string(self.join(abs))
     }
 }
+
+/// Reads a file that may legitimately be absent: `Ok(None)` when nothing is there, `Err` when something is
+/// there but cannot be read (a directory, a dangling symlink, a permission error).
+pub(crate) fn read_optional(path: &Path) -> io::Result<Option<String>> {
+    match std::fs::read_to_string(path) {
+        Ok(t) => Ok(Some(t)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound && path.symlink_metadata().is_err() => {
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
