@@ -114,25 +114,31 @@ impl CpuSensor {
         match self.mode {
             CpuMode::Process => self.process(now, w),
             CpuMode::Host => self.host(w),
-            CpuMode::Auto => match self.binding_limit(w) {
-                Some(c) => match read_usage(&c, w) {
-                    Some(ns) => {
-                        let r = self.timed(Key::Cgroup(c.usage.clone()), ns, now, c.cores, w);
-                        self.last_source = Some(CpuSource::Cgroup {
-                            usage: c.usage,
-                            cores: c.cores,
-                        });
-                        r
-                    }
-                    None => self.host(w),
-                },
-                None => self.host(w),
-            },
+            CpuMode::Auto => {
+                let host = self.host_counters(w);
+                let online = host.map(|h| f64::from(h.online)).filter(|n| *n > 0.0);
+                if let Some(c) = self.binding_limit(online, w)
+                    && let Some(ns) = read_usage(&c, w)
+                {
+                    let r = self.timed(Key::Cgroup(c.usage.clone()), ns, now, c.cores, w);
+                    self.last_source = Some(CpuSource::Cgroup {
+                        usage: c.usage,
+                        cores: c.cores,
+                    });
+                    return r;
+                }
+                self.host_from(host, w)
+            }
         }
     }
 
     fn host(&mut self, w: &mut Warnings) -> Option<f64> {
-        let h = self.host_counters(w)?;
+        let h = self.host_counters(w);
+        self.host_from(h, w)
+    }
+
+    fn host_from(&mut self, h: Option<parse::HostCpu>, w: &mut Warnings) -> Option<f64> {
+        let h = h?;
         self.last_source = Some(CpuSource::Host);
         let next = Baseline::Host {
             busy: h.busy,
@@ -245,12 +251,8 @@ impl CpuSensor {
 
     /// The smallest cgroup CPU limit (quota along the path, or cpuset size) below the number of online
     /// CPUs, and the usage counter at the level where it binds.
-    fn binding_limit(&self, w: &mut Warnings) -> Option<Candidate> {
+    fn binding_limit(&self, online: Option<f64>, w: &mut Warnings) -> Option<Candidate> {
         let cg = Cgroups::discover(&self.root, self.pid, w);
-        let online = self
-            .host_counters(w)
-            .map(|h| f64::from(h.online))
-            .filter(|n| *n > 0.0);
         let mut candidates = Vec::new();
         if let Some(h) = &cg.unified {
             for dir in &h.dirs {
