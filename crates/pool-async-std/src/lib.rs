@@ -33,6 +33,9 @@ pub use pool_core::{
     ConcurrencySettings, ConfigError, DrainTimeout, Event, Handle, PoolConfig, PoolError, RunError,
     RunReport, ScalingSettings, SnapshotSettings, StatusSettings, SystemInfo, TaskMode, TaskPanic,
 };
+pub use pool_sensors::{
+    ClientErrors, CpuMode, LoadSignal, SensorSettings, SystemSensors, snapshot_settings_from_env,
+};
 
 /// An autoscaled pool on async-std. Build one with `AutoscaledPool::builder()`.
 pub type AutoscaledPool<Fns = (), Se = ()> = pool_core::AutoscaledPool<AsyncStdRuntime, Fns, Se>;
@@ -135,9 +138,11 @@ impl Spawn for AsyncStdRuntime {
 }
 
 impl DefaultRuntime for AsyncStdRuntime {
-    type Sensors = ();
+    type Sensors = pool_sensors::SystemSensors;
     fn create() -> Self {
         AsyncStdRuntime::new()
     }
-    fn default_sensors(&self) -> Self::Sensors {}
+    fn default_sensors(&self) -> Self::Sensors {
+        pool_sensors::SystemSensors::new(pool_sensors::SensorSettings::default())
+    }
 }

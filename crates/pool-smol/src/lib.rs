@@ -30,6 +30,9 @@ pub use pool_core::{
     ConcurrencySettings, ConfigError, DrainTimeout, Event, Handle, PoolConfig, PoolError, RunError,
     RunReport, ScalingSettings, SnapshotSettings, StatusSettings, SystemInfo, TaskMode, TaskPanic,
 };
+pub use pool_sensors::{
+    ClientErrors, CpuMode, LoadSignal, SensorSettings, SystemSensors, snapshot_settings_from_env,
+};
 pub use runtime::{SmolJoin, SmolRuntime, SmolTimer};
 
 /// An autoscaled pool on smol. Build one with `AutoscaledPool::builder()`.

@@ -126,9 +126,11 @@ impl Spawn for SmolRuntime {
 }
 
 impl DefaultRuntime for SmolRuntime {
-    type Sensors = ();
+    type Sensors = pool_sensors::SystemSensors;
     fn create() -> Self {
         SmolRuntime::new()
     }
-    fn default_sensors(&self) -> Self::Sensors {}
+    fn default_sensors(&self) -> Self::Sensors {
+        pool_sensors::SystemSensors::new(pool_sensors::SensorSettings::default())
+    }
 }

@@ -42,6 +42,9 @@ pub use pool_core::{
     ConcurrencySettings, ConfigError, DrainTimeout, Event, Handle, PoolConfig, PoolError, RunError,
     RunReport, ScalingSettings, SnapshotSettings, StatusSettings, SystemInfo, TaskMode, TaskPanic,
 };
+pub use pool_sensors::{
+    ClientErrors, CpuMode, LoadSignal, SensorSettings, SystemSensors, snapshot_settings_from_env,
+};
 pub use runtime::{TokioJoin, TokioRuntime, TokioTimer};
 
 /// An autoscaled pool on tokio. Build one with `AutoscaledPool::builder()`.

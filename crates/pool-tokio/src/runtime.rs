@@ -115,9 +115,11 @@ impl Spawn for TokioRuntime {
 }
 
 impl DefaultRuntime for TokioRuntime {
-    type Sensors = ();
+    type Sensors = pool_sensors::SystemSensors;
     fn create() -> Self {
         TokioRuntime::new()
     }
-    fn default_sensors(&self) -> Self::Sensors {}
+    fn default_sensors(&self) -> Self::Sensors {
+        pool_sensors::SystemSensors::new(pool_sensors::SensorSettings::default())
+    }
 }

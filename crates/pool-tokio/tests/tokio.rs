@@ -53,7 +53,10 @@ fn pool_for(
     concurrency: usize,
     sleep: Duration,
     mode: TaskMode,
-) -> AutoscaledPool<impl pool_core::TaskFns<Error = String, Task: Send + 'static>, ()> {
+) -> AutoscaledPool<
+    impl pool_core::TaskFns<Error = String, Task: Send + 'static>,
+    pool_tokio::SystemSensors,
+> {
     let (a, b, c) = (jobs.clone(), jobs.clone(), jobs.clone());
     AutoscaledPool::builder()
         .concurrency_settings(ConcurrencySettings::fixed(concurrency))
