@@ -138,11 +138,11 @@ impl Spawn for AsyncStdRuntime {
 }
 
 impl DefaultRuntime for AsyncStdRuntime {
-    type Sensors = pool_sensors::SystemSensors;
+    type Sensors = SystemSensors;
     fn create() -> Self {
         AsyncStdRuntime::new()
     }
     fn default_sensors(&self) -> Self::Sensors {
-        pool_sensors::SystemSensors::new(pool_sensors::SensorSettings::default())
+        SystemSensors::new(SensorSettings::default())
     }
 }
