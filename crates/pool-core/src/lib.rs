@@ -58,6 +58,7 @@ extern crate alloc;
 #[cfg(feature = "std")]
 extern crate std;
 
+pub mod adaptive;
 #[cfg(feature = "std")]
 pub mod autoscaled;
 pub mod config;
@@ -74,6 +75,7 @@ pub mod time;
 #[cfg(feature = "tracing")]
 pub mod trace;
 
+pub use adaptive::{AdaptivePolicy, AdaptiveSettings};
 #[cfg(feature = "std")]
 pub use autoscaled::{
     AutoscaledPool, BoxPolicy, Builder, DefaultRuntime, DrainTimeout, TaskMode, sleep,

@@ -1,0 +1,680 @@
+//! [`AdaptivePolicy`]: a goodput-seeking scaling policy that fuses resource signals with throughput.
+//!
+//! Crawlee's controller moves desired concurrency by 5 % per tick with no throughput objective: it is slow to
+//! ramp, slow to back off, and keeps climbing past the point where throughput falls. This policy keeps the
+//! same inputs (the historical [`SystemInfo`] and the finished-task counter) and decides differently:
+//!
+//! - **Ramp.** From the start, grow desired geometrically (`ramp_factor` per tick) while no signal shows fresh
+//!   overload and the pool is busy (`current >= desired × demand_ratio`). The ramp ends at the first
+//!   overload, or at a *knee*: concurrency rose but completions per second did not follow (Little's law:
+//!   throughput = concurrency / latency, so a flat throughput under rising concurrency means latency rose).
+//! - **Cut.** Fresh overload cuts desired multiplicatively from what is actually running (`cut_factor`;
+//!   `memory_cut_factor` for memory, which ends in an OOM), at most once per estimated task latency, never
+//!   below `min`. The level at which overload appeared becomes the *ceiling*.
+//! - **Climb.** After the ramp, hill-climb on measured throughput in epochs (settle for one task latency,
+//!   then count completions): probe one step up; keep it only if completions per second rose by at least half
+//!   of the proportional gain; otherwise probe one step down and keep that only if throughput did not fall;
+//!   otherwise hold for a few epochs. Below a known ceiling the pool returns straight to `ceiling ×
+//!   ceiling_margin`; a probe above the ceiling that raises throughput without overload means capacity grew,
+//!   and the ramp resumes. Probing above a memory ceiling waits until it has aged (`memory_ceiling_ttl`).
+//! - **Demand.** Nothing grows while the pool cannot fill its desired concurrency (no tasks ready).
+//!
+//! "Fresh overload" is read from the historical verdicts the machine hands every policy: a signal's
+//! overloaded share of the history *rising* since the previous tick means new overloaded snapshots arrived.
+//! Memory and client (429) signals count at once; CPU, event loop and custom signals need two rising ticks in
+//! a row (or Crawlee's own verdict) so that one noisy reading does not cut.
+//!
+//! The policy is tuned for a 1 s autoscale interval (see `docs/algorithm.md`); its steps are per tick, so it
+//! also works, more slowly, at Crawlee's default of 10 s. It is deterministic: probe jitter comes from a
+//! seeded generator, and `reset` restores the initial state.
+//!
+//! # Examples
+//!
+//! ```
+//! use pool_core::adaptive::AdaptivePolicy;
+//! use pool_core::{ConcurrencySettings, Pool, PoolConfig};
+//! use core::time::Duration;
+//!
+//! let mut config = PoolConfig::default();
+//! config.scaling.autoscale_interval = Duration::from_secs(1);
+//! let pool = Pool::with_policy(config, AdaptivePolicy::default()).unwrap();
+//! # let _ = pool;
+//! ```
+
+use core::time::Duration;
+
+use crate::scale::{Scale, ScaleInput, ScaleReason, ScalingPolicy};
+use crate::status::{LoadRatioInfo, MAX_CUSTOM_SIGNALS, SystemInfo};
+use crate::time::Instant;
+
+/// The knobs of [`AdaptivePolicy`]. The defaults are the ones the simulator suite was run with.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct AdaptiveSettings {
+    /// Growth per tick during the ramp; above 1.
+    pub ramp_factor: f64,
+    /// Cut on CPU, event-loop, client or custom overload; in (0, 1).
+    pub cut_factor: f64,
+    /// Cut on memory overload, and on CPU and event-loop overload rising together; in (0, 1).
+    pub memory_cut_factor: f64,
+    /// First probe step, as a share of the base level; doubles after each accepted probe (up to 0.5) and
+    /// halves after a probe that brought overload.
+    pub probe_step: f64,
+    /// Grow only while `current >= floor(desired × demand_ratio)`; in (0, 1].
+    pub demand_ratio: f64,
+    /// The ramp stops at a knee: when throughput grew by less than this share of the concurrency's growth.
+    pub knee_efficiency: f64,
+    /// A probe up is kept if throughput rose by at least this share of the proportional gain.
+    pub gain_share: f64,
+    /// The shortest measuring time of an epoch.
+    pub min_epoch: Duration,
+    /// Completions an epoch tries to count before it is judged (it also ends after `max_epoch`).
+    pub epoch_completions: u64,
+    /// The longest measuring time of an epoch, unless one task latency is longer.
+    pub max_epoch: Duration,
+    /// Epochs to hold at a level after probes on both sides failed; doubles (up to 16) while probes keep
+    /// failing.
+    pub hold_epochs: u32,
+    /// A memory ceiling is not probed past until it is this old.
+    pub memory_ceiling_ttl: Duration,
+    /// Seed of the probe jitter (±20 % of an epoch), so pools that share a service do not probe in lockstep.
+    pub seed: u64,
+}
+
+impl Default for AdaptiveSettings {
+    fn default() -> Self {
+        AdaptiveSettings {
+            ramp_factor: 1.15,
+            cut_factor: 0.9,
+            memory_cut_factor: 0.75,
+            probe_step: 0.1,
+            demand_ratio: 0.9,
+            knee_efficiency: 0.6,
+            gain_share: 0.5,
+            min_epoch: Duration::from_secs(2),
+            epoch_completions: 200,
+            max_epoch: Duration::from_secs(6),
+            hold_epochs: 2,
+            memory_ceiling_ttl: Duration::from_secs(60),
+            seed: 0x5EED,
+        }
+    }
+}
+
+/// How many past ticks the ramp's knee check looks at.
+const RING: usize = 6;
+
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+struct Tick {
+    at_s: f64,
+    finished: u64,
+    current: usize,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    Ramp,
+    Climb,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Probe {
+    /// Measuring the base level.
+    Base,
+    /// Measuring a level above the base.
+    Up(usize),
+    /// Measuring a level below the base.
+    Down(usize),
+    /// Holding at the base for this many more epochs.
+    Hold(u32),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Epoch {
+    started_s: f64,
+    settle_until_s: f64,
+    /// `(time, finished_total)` once settled.
+    settled: Option<(f64, u64)>,
+    jitter: f64,
+}
+
+/// Which signals rose since the previous tick.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+struct Ratios {
+    cpu: f64,
+    memory: f64,
+    event_loop: f64,
+    client: f64,
+    custom: [f64; MAX_CUSTOM_SIGNALS],
+}
+
+impl Ratios {
+    fn of(info: &SystemInfo) -> Self {
+        let mut custom = [0.0; MAX_CUSTOM_SIGNALS];
+        for (slot, c) in custom.iter_mut().zip(info.custom.iter()) {
+            *slot = c.info.actual_ratio;
+        }
+        Ratios {
+            cpu: info.cpu.actual_ratio,
+            memory: info.memory.actual_ratio,
+            event_loop: info.event_loop.actual_ratio,
+            client: info.client.actual_ratio,
+            custom,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct State {
+    started: bool,
+    start_s: f64,
+    phase: Phase,
+    prev: Ratios,
+    /// Local (CPU, event loop, custom) overload rose on the previous tick.
+    local_rose_before: bool,
+    ring: [Tick; RING],
+    ticks: usize,
+    /// Estimated task latency (Little's law), seconds; 0 until known.
+    latency_s: f64,
+    cooldown_until_s: f64,
+    ceiling: Option<usize>,
+    memory_ceiling: Option<(usize, f64)>,
+    base: usize,
+    base_rate: f64,
+    probe: Probe,
+    step: f64,
+    backoff: u32,
+    epoch: Epoch,
+    rng: u64,
+}
+
+impl State {
+    fn new(seed: u64, probe_step: f64) -> Self {
+        State {
+            started: false,
+            start_s: 0.0,
+            phase: Phase::Ramp,
+            prev: Ratios::default(),
+            local_rose_before: false,
+            ring: [Tick::default(); RING],
+            ticks: 0,
+            latency_s: 0.0,
+            cooldown_until_s: 0.0,
+            ceiling: None,
+            memory_ceiling: None,
+            base: 0,
+            base_rate: 0.0,
+            probe: Probe::Base,
+            step: probe_step,
+            backoff: 0,
+            epoch: Epoch {
+                started_s: 0.0,
+                settle_until_s: 0.0,
+                settled: None,
+                jitter: 1.0,
+            },
+            rng: seed | 1,
+        }
+    }
+}
+
+/// A goodput-seeking policy: fast geometric ramp, multiplicative cuts on fresh overload, and throughput
+/// hill-climbing. See the [module docs](self).
+#[derive(Clone, Debug, PartialEq)]
+pub struct AdaptivePolicy {
+    settings: AdaptiveSettings,
+    state: State,
+}
+
+impl Default for AdaptivePolicy {
+    fn default() -> Self {
+        AdaptivePolicy::new(AdaptiveSettings::default())
+    }
+}
+
+/// Why the adaptive policy decided what it did; each maps to a [`ScaleReason::Policy`] text.
+mod why {
+    pub(super) const RAMP: &str = "adaptive: ramp (no fresh overload, pool busy)";
+    pub(super) const RAMP_AT_MEMORY_CEILING: &str = "adaptive: ramp held below the memory ceiling";
+    pub(super) const KNEE: &str = "adaptive: knee (throughput stopped following concurrency), back to the last efficient level";
+    pub(super) const CUT_MEMORY: &str = "adaptive: cut (memory overload rising)";
+    pub(super) const CUT_CLIENT: &str = "adaptive: cut (client 429s rising)";
+    pub(super) const CUT_LOCAL: &str = "adaptive: cut (cpu/event-loop overload rising)";
+    pub(super) const WAIT_CUT: &str =
+        "adaptive: overload, waiting one task latency for the last cut";
+    pub(super) const NO_DEMAND: &str = "adaptive: hold (pool not busy: no demand for more)";
+    pub(super) const MEASURING: &str = "adaptive: hold (measuring throughput)";
+    pub(super) const PROBE_UP: &str = "adaptive: probe up";
+    pub(super) const BACK_TO_GOOD: &str =
+        "adaptive: probe brought overload; back to the last good level, smaller steps, longer hold";
+    pub(super) const ACCEPT_UP: &str = "adaptive: probe up kept (throughput rose)";
+    pub(super) const CAPACITY_GREW: &str =
+        "adaptive: probe past the ceiling raised throughput; ramp resumes";
+    pub(super) const PROBE_DOWN: &str = "adaptive: probe up rejected (throughput flat); probe down";
+    pub(super) const ACCEPT_DOWN: &str = "adaptive: probe down kept (throughput did not fall)";
+    pub(super) const HOLD: &str = "adaptive: hold at the best level";
+    pub(super) const AT_MAX: &str = "adaptive: at max";
+}
+
+impl AdaptivePolicy {
+    /// A policy with these settings.
+    pub fn new(settings: AdaptiveSettings) -> Self {
+        AdaptivePolicy {
+            state: State::new(settings.seed, settings.probe_step),
+            settings,
+        }
+    }
+
+    /// The settings.
+    pub fn settings(&self) -> &AdaptiveSettings {
+        &self.settings
+    }
+
+    /// The level at which overload last appeared, if any.
+    pub fn ceiling(&self) -> Option<usize> {
+        self.state.ceiling
+    }
+
+    /// The estimated task latency (Little's law: concurrency / completions per second), once known.
+    pub fn latency_estimate(&self) -> Option<Duration> {
+        (self.state.latency_s > 0.0).then(|| Duration::from_secs_f64(self.state.latency_s))
+    }
+
+    fn jitter(&mut self) -> f64 {
+        // xorshift64: deterministic, tiny, good enough to de-synchronise probes.
+        let mut x = self.state.rng;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.state.rng = x;
+        0.8 + 0.4 * ((x >> 11) as f64 / (1u64 << 53) as f64)
+    }
+
+    fn new_epoch(&mut self, now_s: f64) {
+        let settle = clamp(self.state.latency_s, 1.0, 120.0);
+        let jitter = self.jitter();
+        self.state.epoch = Epoch {
+            started_s: now_s,
+            settle_until_s: now_s + settle,
+            settled: None,
+            jitter,
+        };
+    }
+
+    /// Throughput measured by the epoch, if it is complete at `now_s`.
+    fn epoch_rate(&mut self, now_s: f64, finished: u64) -> Option<f64> {
+        let s = &self.settings;
+        let e = &mut self.state.epoch;
+        if now_s < e.settle_until_s {
+            return None;
+        }
+        let Some((t0, f0)) = e.settled else {
+            e.settled = Some((now_s, finished));
+            return None;
+        };
+        let elapsed = now_s - t0;
+        let count = finished.saturating_sub(f0);
+        let latency = self.state.latency_s;
+        let min = s.min_epoch.as_secs_f64().max(latency) * e.jitter;
+        let max = s.max_epoch.as_secs_f64().max(2.0 * latency) * e.jitter;
+        if (elapsed >= min && count >= s.epoch_completions) || elapsed >= max {
+            Some(count as f64 / elapsed.max(1e-9))
+        } else {
+            None
+        }
+    }
+
+    fn observe(&mut self, i: &ScaleInput<'_>, now_s: f64) {
+        let st = &mut self.state;
+        let tick = Tick {
+            at_s: now_s,
+            finished: i.finished_total,
+            current: i.current,
+        };
+        st.ring.rotate_right(1);
+        st.ring[0] = tick;
+        st.ticks += 1;
+        // Little's law over the ring: mean concurrency × time / completions.
+        let n = st.ticks.min(RING);
+        if n >= 3 {
+            let old = st.ring[n - 1];
+            let done = tick.finished.saturating_sub(old.finished);
+            let span = tick.at_s - old.at_s;
+            if done >= 5 && span > 0.0 {
+                let mean_current =
+                    st.ring[..n].iter().map(|t| t.current as f64).sum::<f64>() / n as f64;
+                let w = mean_current * span / done as f64;
+                st.latency_s = if st.latency_s > 0.0 {
+                    0.7 * st.latency_s + 0.3 * w
+                } else {
+                    w
+                };
+            } else if done == 0 {
+                // No completion yet: tasks take at least as long as the run so far.
+                st.latency_s = st.latency_s.max(now_s - st.start_s);
+            }
+        }
+    }
+
+    /// The ramp's knee check: over the ring, did throughput follow concurrency?
+    fn knee(&self) -> Option<usize> {
+        let st = &self.state;
+        if st.ticks < RING {
+            return None;
+        }
+        let r = &st.ring;
+        let rate = |a: Tick, b: Tick| {
+            let span = a.at_s - b.at_s;
+            (span > 0.0).then(|| a.finished.saturating_sub(b.finished) as f64 / span)
+        };
+        let recent = rate(r[0], r[2])?;
+        let older = rate(r[RING - 3], r[RING - 1])?;
+        let older_count = r[RING - 3].finished.saturating_sub(r[RING - 1].finished);
+        let (c_now, c_old) = (r[0].current as f64, r[RING - 3].current as f64);
+        if older_count < 20 || c_old <= 0.0 || c_now < 1.2 * c_old {
+            return None;
+        }
+        let efficiency = (recent / older) / (c_now / c_old);
+        (efficiency < self.settings.knee_efficiency).then_some(r[RING - 3].current)
+    }
+
+    fn scale(&mut self, desired: usize, reason: &'static str) -> Scale {
+        Scale {
+            desired,
+            reason: ScaleReason::Policy(reason),
+        }
+    }
+}
+
+fn clamp(x: f64, lo: f64, hi: f64) -> f64 {
+    if x < lo {
+        lo
+    } else if x > hi {
+        hi
+    } else {
+        x
+    }
+}
+
+/// `ceil(n × f)` for small non-negative values.
+fn ceil_mul(n: usize, f: f64) -> usize {
+    let x = n as f64 * f;
+    let t = x as usize;
+    if (t as f64) < x { t + 1 } else { t }
+}
+
+/// `floor(n × f)` for small non-negative values.
+fn floor_mul(n: usize, f: f64) -> usize {
+    (n as f64 * f) as usize
+}
+
+fn rose(now: f64, before: f64) -> bool {
+    now > before + 1e-9
+}
+
+fn full(info: &LoadRatioInfo) -> bool {
+    info.actual_ratio >= 0.999
+}
+
+impl ScalingPolicy for AdaptivePolicy {
+    fn reset(&mut self, _now: Instant) {
+        self.state = State::new(self.settings.seed, self.settings.probe_step);
+    }
+
+    fn decide(&mut self, i: &ScaleInput<'_>) -> Scale {
+        let now_s = i.now.as_nanos() as f64 / 1e9;
+        if !self.state.started {
+            self.state.started = true;
+            self.state.start_s = now_s;
+        }
+        self.observe(i, now_s);
+        let s = self.settings;
+        let h = i.historical;
+
+        // Fresh overload: a signal's overloaded share of the history rose since the last tick (or is total).
+        let now_r = Ratios::of(h);
+        let prev = self.state.prev;
+        self.state.prev = now_r;
+        let memory =
+            rose(now_r.memory, prev.memory) || (full(&h.memory) && h.memory.is_overloaded());
+        let client =
+            rose(now_r.client, prev.client) || (full(&h.client) && h.client.is_overloaded());
+        let mut local_rose = rose(now_r.cpu, prev.cpu) || rose(now_r.event_loop, prev.event_loop);
+        for (a, b) in now_r.custom.iter().zip(prev.custom.iter()) {
+            local_rose |= rose(*a, *b);
+        }
+        let local_verdict = h.cpu.is_overloaded()
+            || h.event_loop.is_overloaded()
+            || h.custom.iter().any(|c| c.info.is_overloaded());
+        // One rising tick is enough while probing above the known-good level (the probe is the suspect);
+        // otherwise a local signal must rise twice in a row or be overloaded by Crawlee's own verdict, so a
+        // single noisy reading does not cut.
+        let probing = self.state.phase == Phase::Climb && matches!(self.state.probe, Probe::Up(_));
+        let local = local_rose && (probing || self.state.local_rose_before || local_verdict);
+        self.state.local_rose_before = local_rose;
+
+        if memory || client || local {
+            // CPU and scheduler lag rising together means demand is well past capacity: cut deeper.
+            let severe = rose(now_r.cpu, prev.cpu) && rose(now_r.event_loop, prev.event_loop);
+            return self.on_overload(i, now_s, memory, client, severe);
+        }
+
+        // Demand: grow only if the pool fills what it has.
+        let busy = i.current >= floor_mul(i.desired, s.demand_ratio);
+        if !busy {
+            self.new_epoch(now_s);
+            return self.scale(i.desired, why::NO_DEMAND);
+        }
+        let memory_cap = match self.state.memory_ceiling {
+            Some((level, at)) if now_s - at < s.memory_ceiling_ttl.as_secs_f64() => {
+                Some(level.saturating_sub(1).max(i.min))
+            }
+            _ => None,
+        };
+
+        match self.state.phase {
+            Phase::Ramp => {
+                if let Some(level) = self.knee() {
+                    let st = &mut self.state;
+                    st.phase = Phase::Climb;
+                    st.base = level.max(i.min);
+                    st.probe = Probe::Base;
+                    st.step = s.probe_step;
+                    let base = st.base;
+                    self.new_epoch(now_s);
+                    return self.scale(base, why::KNEE);
+                }
+                if i.desired >= i.max {
+                    return self.scale(i.max, why::AT_MAX);
+                }
+                let mut next = ceil_mul(i.desired, s.ramp_factor).max(i.desired + 1);
+                let mut reason = why::RAMP;
+                if let Some(cap) = memory_cap
+                    && next > cap
+                {
+                    next = cap.max(i.desired);
+                    reason = why::RAMP_AT_MEMORY_CEILING;
+                }
+                self.scale(next.min(i.max), reason)
+            }
+            Phase::Climb => self.climb(i, now_s, memory_cap),
+        }
+    }
+}
+
+impl AdaptivePolicy {
+    fn on_overload(
+        &mut self,
+        i: &ScaleInput<'_>,
+        now_s: f64,
+        memory: bool,
+        client: bool,
+        severe: bool,
+    ) -> Scale {
+        let s = self.settings;
+        if now_s < self.state.cooldown_until_s {
+            self.new_epoch(now_s);
+            return self.scale(i.desired, why::WAIT_CUT);
+        }
+        // The level that caused it: what ran over the last ticks (the start gate may already have let
+        // `current` drain below it), never above desired.
+        let recent = self.state.ring[..3]
+            .iter()
+            .map(|t| t.current)
+            .max()
+            .unwrap_or(0);
+        let level = recent.min(i.desired).max(1);
+        let st = &mut self.state;
+        st.cooldown_until_s = now_s + clamp(st.latency_s, 1.0, 60.0);
+        if memory {
+            st.memory_ceiling = Some((level, now_s));
+        }
+        let failed_probe = st.phase == Phase::Climb && st.base < level && st.base >= i.min;
+        let (new, reason) = if failed_probe && !memory {
+            // A probe above the known-good level brought overload: go back to it, probe smaller steps, and
+            // wait longer before the next probe.
+            st.ceiling = Some(level);
+            st.step = (st.step * 0.5).max(0.0);
+            st.backoff = (st.backoff.saturating_mul(2)).clamp(s.hold_epochs, MAX_BACKOFF);
+            st.probe = Probe::Hold(st.backoff);
+            (st.base, why::BACK_TO_GOOD)
+        } else {
+            let factor = if memory || severe {
+                s.memory_cut_factor
+            } else {
+                s.cut_factor
+            };
+            // Leaving the ramp, the signals lag the growth by a tick or two: cut from what ran then.
+            let from = if st.phase == Phase::Ramp {
+                st.ring[2].current.clamp(1, level)
+            } else {
+                level
+            };
+            let new = floor_mul(from, factor).max(i.min);
+            st.ceiling = Some(level);
+            st.base = new;
+            st.step = s.probe_step;
+            st.backoff = s.hold_epochs;
+            st.probe = Probe::Base;
+            let reason = if memory {
+                why::CUT_MEMORY
+            } else if client {
+                why::CUT_CLIENT
+            } else {
+                why::CUT_LOCAL
+            };
+            (new, reason)
+        };
+        st.phase = Phase::Climb;
+        self.new_epoch(now_s);
+        self.scale(new, reason)
+    }
+
+    fn climb(&mut self, i: &ScaleInput<'_>, now_s: f64, memory_cap: Option<usize>) -> Scale {
+        let s = self.settings;
+        let Some(rate) = self.epoch_rate(now_s, i.finished_total) else {
+            return self.scale(i.desired, why::MEASURING);
+        };
+        let st = &mut self.state;
+        let base = st.base.clamp(i.min, i.max);
+        let (next, reason) = match st.probe {
+            Probe::Base => {
+                st.base_rate = rate;
+                self.next_up(base, i, memory_cap)
+            }
+            Probe::Up(level) => {
+                let gain = level as f64 / base.max(1) as f64 - 1.0;
+                if rate >= st.base_rate * (1.0 + s.gain_share * gain) {
+                    let above_ceiling = st.ceiling.is_some_and(|c| level > c);
+                    st.base = level;
+                    st.base_rate = rate;
+                    st.backoff = s.hold_epochs;
+                    if above_ceiling {
+                        // More than the old ceiling runs without overload and pays: capacity grew.
+                        st.ceiling = None;
+                        st.phase = Phase::Ramp;
+                        st.step = s.probe_step;
+                        st.probe = Probe::Base;
+                        return self.scale(level, why::CAPACITY_GREW);
+                    }
+                    st.step = (st.step * 2.0).min(MAX_STEP);
+                    let (next, _) = self.next_up(level, i, memory_cap);
+                    (next, why::ACCEPT_UP)
+                } else {
+                    let down = base.saturating_sub(ceil_mul(base, s.probe_step).max(1));
+                    if down >= i.min && down < base {
+                        st.probe = Probe::Down(down);
+                        (down, why::PROBE_DOWN)
+                    } else {
+                        st.probe = Probe::Hold(st.backoff);
+                        (base, why::HOLD)
+                    }
+                }
+            }
+            Probe::Down(level) => {
+                if rate >= st.base_rate * (1.0 + DOWN_MARGIN) {
+                    // Less concurrency, more throughput: past the knee. Keep going down.
+                    st.base = level;
+                    st.base_rate = rate;
+                    st.ceiling = Some(st.ceiling.map_or(base, |c| c.min(base)));
+                    let down = level.saturating_sub(ceil_mul(level, s.probe_step).max(1));
+                    if down >= i.min && down < level {
+                        st.probe = Probe::Down(down);
+                        (down, why::ACCEPT_DOWN)
+                    } else {
+                        st.probe = Probe::Hold(st.backoff);
+                        (level, why::ACCEPT_DOWN)
+                    }
+                } else {
+                    st.backoff = (st.backoff.saturating_mul(2)).clamp(s.hold_epochs, MAX_BACKOFF);
+                    st.probe = Probe::Hold(st.backoff);
+                    (base, why::HOLD)
+                }
+            }
+            Probe::Hold(0) => {
+                st.probe = Probe::Base;
+                (base, why::HOLD)
+            }
+            Probe::Hold(n) => {
+                st.probe = Probe::Hold(n - 1);
+                (base, why::HOLD)
+            }
+        };
+        self.new_epoch(now_s);
+        self.scale(next, reason)
+    }
+
+    /// The next level above `base` (bisecting towards a known ceiling), and sets the probe to measure it.
+    fn next_up(
+        &mut self,
+        base: usize,
+        i: &ScaleInput<'_>,
+        memory_cap: Option<usize>,
+    ) -> (usize, &'static str) {
+        let s = self.settings;
+        let st = &mut self.state;
+        let mut up = base + ceil_mul(base, st.step).max(1);
+        if let Some(c) = st.ceiling
+            && base + 1 < c
+            && up >= c
+        {
+            up = base + (c - base) / 2;
+        }
+        if let Some(cap) = memory_cap {
+            up = up.min(cap);
+        }
+        let up = up.min(i.max);
+        if up <= base {
+            st.probe = Probe::Hold(st.backoff.max(s.hold_epochs));
+            return (base, why::HOLD);
+        }
+        st.probe = Probe::Up(up);
+        (up, why::PROBE_UP)
+    }
+}
+
+/// The longest hold, in epochs, between probes that keep failing.
+const MAX_BACKOFF: u32 = 16;
+/// The largest probe step, as a share of the base.
+const MAX_STEP: f64 = 0.5;
+/// A probe down is kept only if throughput rose by this share (it must beat noise, not just tie).
+const DOWN_MARGIN: f64 = 0.02;

@@ -1,0 +1,12 @@
+//! A seeded, deterministic simulator for `pool-core`'s scaling policies.
+//!
+//! [`scenario`] reads the system descriptions, [`model`] runs a pool through one in virtual time, [`metrics`]
+//! scores runs against an oracle found by a fixed-concurrency sweep, [`report`] prints the table and writes
+//! `summary.json`, and [`svg`] draws each scenario.
+
+pub mod metrics;
+pub mod model;
+pub mod report;
+pub mod rng;
+pub mod scenario;
+pub mod svg;
