@@ -20,12 +20,8 @@ use alloc::vec::Vec;
 use core::fmt;
 use core::future::Future;
 use core::pin::Pin;
-use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use core::task::{Context, Poll, Waker};
 use core::time::Duration;
-
-use atomic_waker::AtomicWaker;
-use event_listener::Event as Notify;
 
 use crate::config::ConfigError;
 use crate::pool::{Action, Event, Pool, RunError, RunReport, TaskOutcome, Verdict};
@@ -33,6 +29,7 @@ use crate::runtime::{Runtime, Sensors, TaskFns, Timer};
 use crate::scale::ScalingPolicy;
 #[cfg(feature = "std")]
 use crate::status::SystemInfo;
+use crate::sync::{AtomicBool, AtomicUsize, AtomicWaker, Notify, Ordering};
 use crate::time::Instant;
 
 /// A task or task function panicked; the message is what `panic!` was given.

@@ -69,6 +69,8 @@ pub mod runtime;
 pub mod scale;
 pub mod snapshot;
 pub mod status;
+#[cfg(feature = "alloc")]
+mod sync;
 #[cfg(feature = "test-util")]
 pub mod testing;
 pub mod time;
