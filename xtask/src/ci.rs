@@ -17,6 +17,7 @@ const STEPS: &[Step] = &[
     ("fmt", fmt),
     ("clippy", clippy),
     ("test", test),
+    ("bench-smoke", bench_smoke),
     ("doc", doc),
     ("nostd", nostd::run),
     ("tidy", tidy::report),
@@ -95,6 +96,12 @@ fn clippy_cmd(root: &Path, package: &str, flags: &[&str]) -> Command {
 
 fn test(root: &Path) -> Result<()> {
     run_command(cargo(root).args(["test", "--workspace", "--all-features"]))
+}
+
+fn bench_smoke(root: &Path) -> Result<()> {
+    // Builds the benchmark binary and runs each implementation once on a tiny input, so it cannot rot;
+    // measuring is `cargo xtask bench`'s job, never CI's.
+    run_command(cargo(root).args(["run", "--quiet", "-p", "pool-bench", "--", "smoke"]))
 }
 
 fn doc(root: &Path) -> Result<()> {

@@ -3,6 +3,7 @@
 //! Every task shells out to the `cargo` that started it, so a Rust toolchain is all that
 //! `cargo xtask ci` needs to reproduce CI on any machine.
 
+mod bench;
 mod ci;
 mod nostd;
 mod tidy;
@@ -29,6 +30,9 @@ fn main() -> ExitCode {
 fn try_main() -> Result<ExitCode> {
     let mut args = env::args().skip(1);
     let task = args.next();
+    if task.as_deref() == Some("bench") {
+        return bench::run(&project_root(), &args.collect::<Vec<_>>());
+    }
     if let Some(extra) = args.next() {
         return Err(format!("unexpected argument `{extra}`; see `cargo xtask help`").into());
     }
@@ -53,6 +57,7 @@ Usage: cargo xtask <task>
 Tasks:
   ci      run every CI step (fmt, clippy, test, doc, nostd, tidy), then summarise
   tidy    check the source tree against the repository rules
+  bench   benchmark against the raw runtimes and Crawlee [--quick] [--write-docs]
   nostd   build pool-core for {} and check that it names no runtime
   help    print this message",
         nostd::TARGET
