@@ -17,6 +17,7 @@ const STEPS: &[Step] = &[
     ("fmt", fmt),
     ("clippy", clippy),
     ("test", test),
+    ("sim", sim_fast),
     ("bench-smoke", bench_smoke),
     ("doc", doc),
     ("nostd", nostd::run),
@@ -102,6 +103,11 @@ fn bench_smoke(root: &Path) -> Result<()> {
     // Builds the benchmark binary and runs each implementation once on a tiny input, so it cannot rot;
     // measuring is `cargo xtask bench`'s job, never CI's.
     run_command(cargo(root).args(["run", "--quiet", "-p", "pool-bench", "--", "smoke"]))
+}
+
+fn sim_fast(root: &Path) -> Result<()> {
+    // The simulator suite in its fast form: fails if the default policy misses an unlisted target.
+    crate::sim::run(root, true)
 }
 
 fn doc(root: &Path) -> Result<()> {

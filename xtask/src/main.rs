@@ -6,6 +6,7 @@
 mod bench;
 mod ci;
 mod nostd;
+mod sim;
 mod tidy;
 
 use std::{
@@ -30,6 +31,14 @@ fn main() -> ExitCode {
 fn try_main() -> Result<ExitCode> {
     let mut args = env::args().skip(1);
     let task = args.next();
+    if task.as_deref() == Some("sim") {
+        let fast = match args.next().as_deref() {
+            None => false,
+            Some("--fast") => true,
+            Some(other) => return Err(format!("unexpected argument `{other}` to `sim`").into()),
+        };
+        return sim::run(&project_root(), fast).map(|()| ExitCode::SUCCESS);
+    }
     if task.as_deref() == Some("bench") {
         return bench::run(&project_root(), &args.collect::<Vec<_>>());
     }
@@ -57,6 +66,7 @@ Usage: cargo xtask <task>
 Tasks:
   ci      run every CI step (fmt, clippy, test, doc, nostd, tidy), then summarise
   tidy    check the source tree against the repository rules
+  sim     run the scaling-policy simulator: table, target/sim/summary.json, docs/img [--fast]
   bench   benchmark against the raw runtimes and Crawlee [--quick] [--write-docs]
   nostd   build pool-core for {} and check that it names no runtime
   help    print this message",

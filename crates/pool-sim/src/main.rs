@@ -99,16 +99,37 @@ fn main() -> ExitCode {
         }
         println!("wrote {} figures to {}", results.len(), dir.display());
     }
-    let mut failed = false;
+    // Misses recorded in `known-misses.txt` (one `scenario target` per line, with the reason in the docs)
+    // are reported but do not fail; any other miss does. The file is meant to shrink to nothing.
+    let known = std::fs::read_to_string(root.join("known-misses.txt")).unwrap_or_default();
+    let known: Vec<(&str, &str)> = known
+        .lines()
+        .map(|l| l.split('#').next().unwrap_or("").trim())
+        .filter_map(|l| l.split_once(char::is_whitespace))
+        .map(|(a, b)| (a.trim(), b.trim()))
+        .collect();
+    let (mut new, mut old) = (0, 0);
     for r in &results {
-        for miss in r.misses() {
-            failed = true;
-            println!("MISS {} ({DEFAULT_POLICY}): {miss}", r.scenario.name);
+        for (target, miss) in r.misses() {
+            let is_known = known.contains(&(r.scenario.name.as_str(), target));
+            if is_known {
+                old += 1;
+            } else {
+                new += 1;
+            }
+            let tag = if is_known { "KNOWN MISS" } else { "MISS" };
+            println!(
+                "{tag} {} ({DEFAULT_POLICY}) {target}: {miss}",
+                r.scenario.name
+            );
         }
     }
-    if failed {
-        println!("the default policy misses targets");
+    if new > 0 {
+        println!("the default policy misses {new} target(s) not in known-misses.txt");
         ExitCode::FAILURE
+    } else if old > 0 {
+        println!("the default policy misses only the {old} known target(s) in known-misses.txt");
+        ExitCode::SUCCESS
     } else {
         println!("the default policy meets every target");
         ExitCode::SUCCESS

@@ -225,42 +225,54 @@ pub mod targets {
     pub const OSCILLATION: f64 = 0.10;
 }
 
-/// Every target `m` misses, as sentences; `baseline` is the Crawlee policy's figures on the same scenario.
-pub fn misses(m: &Metrics, baseline: &Metrics) -> Vec<String> {
+/// Every target `m` misses, as `(target, sentence)`; `baseline` is the Crawlee policy's figures on the same
+/// scenario. Targets are named `goodput`, `ooms`, `time_to_90`, `recovery`, `oscillation` and `vs_crawlee`.
+pub fn misses(m: &Metrics, baseline: &Metrics) -> Vec<(&'static str, String)> {
     let mut out = Vec::new();
     if m.goodput_vs_oracle < targets::GOODPUT_VS_ORACLE {
-        out.push(format!(
-            "goodput {:.3} of the oracle < {}",
-            m.goodput_vs_oracle,
-            targets::GOODPUT_VS_ORACLE
+        out.push((
+            "goodput",
+            format!(
+                "goodput {:.3} of the oracle < {}",
+                m.goodput_vs_oracle,
+                targets::GOODPUT_VS_ORACLE
+            ),
         ));
     }
     if m.ooms > 0 {
-        out.push(format!("{} OOM", m.ooms));
+        out.push(("ooms", format!("{} OOM", m.ooms)));
     }
     if m.time_to_90_s > targets::TIME_TO_90_S {
-        out.push(format!(
+        let why = format!(
             "time to 90 % {:.1} s > {} s",
             m.time_to_90_s,
             targets::TIME_TO_90_S
-        ));
+        );
+        out.push(("time_to_90", why));
     }
     if let Some(r) = m.recovery_s
         && r > targets::RECOVERY_S
     {
-        out.push(format!("recovery {r:.1} s > {} s", targets::RECOVERY_S));
+        out.push((
+            "recovery",
+            format!("recovery {r:.1} s > {} s", targets::RECOVERY_S),
+        ));
     }
     if m.oscillation > targets::OSCILLATION {
-        out.push(format!(
+        let why = format!(
             "oscillation {:.3} > {}",
             m.oscillation,
             targets::OSCILLATION
-        ));
+        );
+        out.push(("oscillation", why));
     }
     if m.goodput < baseline.goodput {
-        out.push(format!(
-            "goodput {:.2}/s below the Crawlee policy's {:.2}/s",
-            m.goodput, baseline.goodput
+        out.push((
+            "vs_crawlee",
+            format!(
+                "goodput {:.2}/s below the Crawlee policy's {:.2}/s",
+                m.goodput, baseline.goodput
+            ),
         ));
     }
     out

@@ -36,8 +36,8 @@ impl ScenarioResult {
             .2
     }
 
-    /// The targets the default policy misses here.
-    pub fn misses(&self) -> Vec<String> {
+    /// The targets the default policy misses here, as `(target, sentence)`.
+    pub fn misses(&self) -> Vec<(&'static str, String)> {
         misses(self.metrics(DEFAULT_POLICY), self.metrics("crawlee"))
     }
 }
