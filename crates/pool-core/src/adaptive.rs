@@ -44,7 +44,7 @@
 use core::time::Duration;
 
 use crate::scale::{Scale, ScaleInput, ScaleReason, ScalingPolicy};
-use crate::status::{LoadRatioInfo, MAX_CUSTOM_SIGNALS, SystemInfo};
+use crate::status::{LoadRatioInfo, MAX_CUSTOM_SIGNALS, SignalId, SignalSet, SystemInfo};
 use crate::time::Instant;
 
 /// The knobs of [`AdaptivePolicy`]. The defaults are the ones the simulator suite was run with.
@@ -63,8 +63,14 @@ pub struct AdaptiveSettings {
     pub demand_ratio: f64,
     /// The ramp stops at a knee: when throughput grew by less than this share of the concurrency's growth.
     pub knee_efficiency: f64,
-    /// A probe up is kept if throughput rose by at least this share of the proportional gain.
+    /// A probe up is kept if throughput rose by at least this share of the proportional gain...
     pub gain_share: f64,
+    /// ... or by this share, whichever is smaller (one-task steps at small levels are coarse).
+    pub max_required_gain: f64,
+    /// The ramp never grows past the level at which the latest CPU or memory reading, projected in
+    /// proportion to the running tasks, would reach this share of its overload line; a probe never grows
+    /// past it for memory.
+    pub load_target: f64,
     /// The shortest measuring time of an epoch.
     pub min_epoch: Duration,
     /// Completions an epoch tries to count before it is judged (it also ends after `max_epoch`).
@@ -90,6 +96,8 @@ impl Default for AdaptiveSettings {
             demand_ratio: 0.9,
             knee_efficiency: 0.6,
             gain_share: 0.5,
+            max_required_gain: 0.03,
+            load_target: 0.97,
             min_epoch: Duration::from_secs(2),
             epoch_completions: 200,
             max_epoch: Duration::from_secs(6),
@@ -253,6 +261,8 @@ mod why {
     pub(super) const ACCEPT_DOWN: &str = "adaptive: probe down kept (throughput did not fall)";
     pub(super) const HOLD: &str = "adaptive: hold at the best level";
     pub(super) const AT_MAX: &str = "adaptive: at max";
+    pub(super) const AT_LINE: &str =
+        "adaptive: ramp reached a cpu/memory line; climbing on throughput from here";
 }
 
 impl AdaptivePolicy {
@@ -377,6 +387,30 @@ impl AdaptivePolicy {
         (efficiency < self.settings.knee_efficiency).then_some(r[RING - 3].current)
     }
 
+    /// The highest level at which the given loads, projected in proportion to the running tasks (as if
+    /// nothing else used the resource, which overestimates), stay at `load_target` of their lines.
+    fn load_cap(&self, i: &ScaleInput<'_>, loads: [Option<f64>; 2]) -> Option<usize> {
+        // A reading is taken as the previous tick's decisions take effect, so it may reflect the running
+        // count of that tick rather than this one's: project from the smaller.
+        let before = if self.state.ticks >= 2 {
+            self.state.ring[1].current
+        } else {
+            i.current
+        };
+        let running = if before > 0 {
+            i.current.min(before)
+        } else {
+            i.current
+        }
+        .max(1);
+        loads
+            .into_iter()
+            .flatten()
+            .filter(|l| *l > 0.0)
+            .map(|l| floor_mul(running, self.settings.load_target / l))
+            .min()
+    }
+
     fn scale(&mut self, desired: usize, reason: &'static str) -> Scale {
         Scale {
             desired,
@@ -420,6 +454,19 @@ impl ScalingPolicy for AdaptivePolicy {
         self.state = State::new(self.settings.seed, self.settings.probe_step);
     }
 
+    /// Under CPU, event-loop, client or custom overload the policy answers through `desired` (it cuts at
+    /// the next tick), so the gate keeps admitting up to `desired` instead of draining the pool to `min`.
+    /// Under memory overload nothing above `min` starts, as in Crawlee: the next start could be the OOM.
+    fn admit_under_overload(
+        &self,
+        overloaded: SignalSet,
+        current: usize,
+        min: usize,
+        _desired: usize,
+    ) -> bool {
+        current < min || !overloaded.contains(SignalId::Memory)
+    }
+
     fn decide(&mut self, i: &ScaleInput<'_>) -> Scale {
         let now_s = i.now.as_nanos() as f64 / 1e9;
         if !self.state.started {
@@ -438,11 +485,14 @@ impl ScalingPolicy for AdaptivePolicy {
             rose(now_r.memory, prev.memory) || (full(&h.memory) && h.memory.is_overloaded());
         let client =
             rose(now_r.client, prev.client) || (full(&h.client) && h.client.is_overloaded());
-        let mut local_rose = rose(now_r.cpu, prev.cpu) || rose(now_r.event_loop, prev.event_loop);
+        // In the climb, CPU is judged by throughput (the best level often sits at full CPU), not by its line.
+        let ramping = self.state.phase == Phase::Ramp;
+        let cpu_rose = ramping && rose(now_r.cpu, prev.cpu);
+        let mut local_rose = cpu_rose || rose(now_r.event_loop, prev.event_loop);
         for (a, b) in now_r.custom.iter().zip(prev.custom.iter()) {
             local_rose |= rose(*a, *b);
         }
-        let local_verdict = h.cpu.is_overloaded()
+        let local_verdict = (ramping && h.cpu.is_overloaded())
             || h.event_loop.is_overloaded()
             || h.custom.iter().any(|c| c.info.is_overloaded());
         // One rising tick is enough while probing above the known-good level (the probe is the suspect);
@@ -488,6 +538,23 @@ impl ScalingPolicy for AdaptivePolicy {
                 }
                 let mut next = ceil_mul(i.desired, s.ramp_factor).max(i.desired + 1);
                 let mut reason = why::RAMP;
+                let cap = self.load_cap(i, [i.cpu_load, i.memory_load]);
+                if let Some(cap) = cap
+                    && cap <= i.desired
+                {
+                    // At a resource line: the ramp ends, and the climb judges by throughput from here.
+                    let st = &mut self.state;
+                    st.phase = Phase::Climb;
+                    st.base = cap.clamp(i.min, i.max);
+                    st.probe = Probe::Base;
+                    st.step = s.probe_step;
+                    let base = st.base;
+                    self.new_epoch(now_s);
+                    return self.scale(base, why::AT_LINE);
+                }
+                if let Some(cap) = cap {
+                    next = next.min(cap);
+                }
                 if let Some(cap) = memory_cap
                     && next > cap
                 {
@@ -583,7 +650,8 @@ impl AdaptivePolicy {
             }
             Probe::Up(level) => {
                 let gain = level as f64 / base.max(1) as f64 - 1.0;
-                if rate >= st.base_rate * (1.0 + s.gain_share * gain) {
+                let required = (s.gain_share * gain).min(s.max_required_gain);
+                if rate >= st.base_rate * (1.0 + required) {
                     let above_ceiling = st.ceiling.is_some_and(|c| level > c);
                     st.base = level;
                     st.base_rate = rate;
@@ -662,6 +730,10 @@ impl AdaptivePolicy {
         if let Some(cap) = memory_cap {
             up = up.min(cap);
         }
+        if let Some(cap) = self.load_cap(i, [None, i.memory_load]) {
+            up = up.min(cap.max(base));
+        }
+        let st = &mut self.state;
         let up = up.min(i.max);
         if up <= base {
             st.probe = Probe::Hold(st.backoff.max(s.hold_epochs));
@@ -708,6 +780,8 @@ mod tests {
             max: 200,
             historical: info,
             finished_total: finished,
+            cpu_load: None,
+            memory_load: None,
             settings,
         }
     }

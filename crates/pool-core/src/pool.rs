@@ -310,7 +310,8 @@ impl Deadlines {
 /// - `min <= desired <= max` at all times, whatever the setters and policy ask for.
 /// - `current` counts tasks between `handle_task_started` and `handle_task_finished`.
 /// - No start is admitted while not running, aborted, failed, finished, paused, at desired, rate-limited, or
-///   overloaded with `current >= min`.
+///   overloaded with `current >= min` unless the policy's
+///   [`ScalingPolicy::admit_under_overload`] allows it (Crawlee's never does).
 ///
 /// # Examples
 ///
@@ -351,6 +352,8 @@ pub struct Pool<P: ScalingPolicy = CrawleePolicy> {
     last_memory_warning: Option<Instant>,
     last_refusal: Option<Refusal>,
     overload_cache: Option<(Instant, SignalSet)>,
+    /// The latest CPU and memory readings over their overload lines, for the policy.
+    loads: (Option<f64>, Option<f64>),
     events: heapless::Deque<Event, EVENT_CAPACITY>,
     events_dropped: u64,
     last_now: Instant,
@@ -396,6 +399,7 @@ impl<P: ScalingPolicy> Pool<P> {
             last_memory_warning: None,
             last_refusal: None,
             overload_cache: None,
+            loads: (None, None),
             events: heapless::Deque::new(),
             events_dropped: 0,
             last_now: Instant::ZERO,
@@ -520,6 +524,7 @@ impl<P: ScalingPolicy> Pool<P> {
         self.next_start = now;
         self.last_refusal = None;
         self.overload_cache = None;
+        self.loads = (None, None);
         self.client_errors_seen = self.client_errors_total;
         self.deadlines = Deadlines {
             autoscale: now,
@@ -709,6 +714,8 @@ impl<P: ScalingPolicy> Pool<P> {
             max: self.max,
             historical: &info,
             finished_total: self.report.finished(),
+            cpu_load: self.loads.0,
+            memory_load: self.loads.1,
             settings: &self.config.scaling,
         };
         let Scale { desired, reason } = self.policy.decide(&input);
@@ -734,6 +741,7 @@ impl<P: ScalingPolicy> Pool<P> {
         self.observe(now);
         match self.signals.cpu_overloaded(&reading) {
             Ok(over) => {
+                self.loads.0 = Some(reading.used_ratio / self.config.snapshot.max_used_cpu_ratio);
                 self.record(SignalId::Cpu, reading.at, over, now);
                 Ok(())
             }
@@ -757,6 +765,8 @@ impl<P: ScalingPolicy> Pool<P> {
             Ok(v) => v,
             Err(e) => return Err(self.reject(now, e)),
         };
+        let line = v.budget as f64 * self.config.snapshot.max_used_memory_ratio;
+        self.loads.1 = (line > 0.0).then(|| reading.used_bytes as f64 / line);
         self.record(SignalId::Memory, reading.at, v.overloaded, now);
         let cooldown = self.config.snapshot.memory_warning_cooldown;
         let quiet = self
@@ -825,7 +835,11 @@ impl<P: ScalingPolicy> Pool<P> {
         }
         if self.current >= self.min {
             let over = self.overloaded_now(now);
-            if !over.is_empty() {
+            if !over.is_empty()
+                && !self
+                    .policy
+                    .admit_under_overload(over, self.current, self.min, self.desired)
+            {
                 return Err(Refusal::Overloaded(over));
             }
         }

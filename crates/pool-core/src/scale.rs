@@ -27,6 +27,12 @@ pub struct ScaleInput<'a> {
     pub historical: &'a SystemInfo,
     /// Tasks finished (in any way) since the run started; throughput-seeking policies difference it.
     pub finished_total: u64,
+    /// The latest CPU reading over its overload line (`used_ratio / max_used_cpu_ratio`: 1.0 is the line),
+    /// if one arrived this run.
+    pub cpu_load: Option<f64>,
+    /// The latest memory reading over its overload line (`used / (budget × max_used_memory_ratio)`), if one
+    /// arrived this run.
+    pub memory_load: Option<f64>,
     /// The scaling settings.
     pub settings: &'a ScalingSettings,
 }
@@ -94,6 +100,25 @@ pub trait ScalingPolicy {
 
     /// Called when a run starts, so per-run state can be reset. The default does nothing.
     fn reset(&mut self, _now: Instant) {}
+
+    /// The start gate asks this when the current window is overloaded on `overloaded` (never empty) and
+    /// `current >= min`: may one more task start (if the other gates allow it, `current < desired` among
+    /// them)?
+    ///
+    /// The default is Crawlee's rule, `current < min`, so no start above `min` is admitted while overloaded.
+    /// A policy that answers overload through `desired` itself (like
+    /// [`AdaptivePolicy`](crate::adaptive::AdaptivePolicy)) may admit more; it should never do so under
+    /// memory overload, which ends in an OOM.
+    fn admit_under_overload(
+        &self,
+        overloaded: SignalSet,
+        current: usize,
+        min: usize,
+        desired: usize,
+    ) -> bool {
+        let _ = (overloaded, desired);
+        current < min
+    }
 }
 
 impl<P: ScalingPolicy + ?Sized> ScalingPolicy for &mut P {
@@ -102,6 +127,15 @@ impl<P: ScalingPolicy + ?Sized> ScalingPolicy for &mut P {
     }
     fn reset(&mut self, now: Instant) {
         (**self).reset(now)
+    }
+    fn admit_under_overload(
+        &self,
+        overloaded: SignalSet,
+        current: usize,
+        min: usize,
+        desired: usize,
+    ) -> bool {
+        (**self).admit_under_overload(overloaded, current, min, desired)
     }
 }
 
@@ -113,6 +147,15 @@ impl<P: ScalingPolicy + ?Sized> ScalingPolicy for alloc::boxed::Box<P> {
     }
     fn reset(&mut self, now: Instant) {
         (**self).reset(now)
+    }
+    fn admit_under_overload(
+        &self,
+        overloaded: SignalSet,
+        current: usize,
+        min: usize,
+        desired: usize,
+    ) -> bool {
+        (**self).admit_under_overload(overloaded, current, min, desired)
     }
 }
 
@@ -132,7 +175,7 @@ impl<P: ScalingPolicy + ?Sized> ScalingPolicy for alloc::boxed::Box<P> {
 /// let settings = ScalingSettings::default();
 /// let input = ScaleInput {
 ///     now: Instant::ZERO, current: 45, desired: 50, min: 1, max: 200,
-///     historical: &idle, finished_total: 0, settings: &settings,
+///     historical: &idle, finished_total: 0, cpu_load: None, memory_load: None, settings: &settings,
 /// };
 /// assert_eq!(CrawleePolicy.decide(&input).desired, 53); // 50 + ceil(2.5)
 /// ```

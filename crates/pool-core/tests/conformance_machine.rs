@@ -507,6 +507,8 @@ fn decide(
         max,
         historical: info,
         finished_total: 0,
+        cpu_load: None,
+        memory_load: None,
         settings: &settings,
     };
     let s = CrawleePolicy.decide(&input);
