@@ -188,6 +188,8 @@ struct State {
     memory_ceiling: Option<(usize, f64)>,
     base: usize,
     base_rate: f64,
+    /// The CPU load when CPU last bounded the pool (the ramp met its line, or a local overload cut).
+    line_load: Option<f64>,
     probe: Probe,
     step: f64,
     backoff: u32,
@@ -211,6 +213,7 @@ impl State {
             memory_ceiling: None,
             base: 0,
             base_rate: 0.0,
+            line_load: None,
             probe: Probe::Base,
             step: probe_step,
             backoff: 0,
@@ -261,6 +264,8 @@ mod why {
     pub(super) const ACCEPT_DOWN: &str = "adaptive: probe down kept (throughput did not fall)";
     pub(super) const HOLD: &str = "adaptive: hold at the best level";
     pub(super) const AT_MAX: &str = "adaptive: at max";
+    pub(super) const CAPACITY_GREW_LOAD: &str =
+        "adaptive: cpu load fell well below the line that bounded the pool; ramp resumes";
     pub(super) const AT_LINE: &str =
         "adaptive: ramp reached a cpu/memory line; climbing on throughput from here";
 }
@@ -545,6 +550,7 @@ impl ScalingPolicy for AdaptivePolicy {
                     // At a resource line: the ramp ends, and the climb judges by throughput from here.
                     let st = &mut self.state;
                     st.phase = Phase::Climb;
+                    st.line_load = i.cpu_load.filter(|l| *l >= LOADED);
                     st.base = cap.clamp(i.min, i.max);
                     st.probe = Probe::Base;
                     st.step = s.probe_step;
@@ -563,7 +569,22 @@ impl ScalingPolicy for AdaptivePolicy {
                 }
                 self.scale(next.min(i.max), reason)
             }
-            Phase::Climb => self.climb(i, now_s, memory_cap),
+            Phase::Climb => {
+                if let (Some(was), Some(now)) = (self.state.line_load, i.cpu_load)
+                    && now < CAPACITY_GREW_LOAD * was
+                {
+                    // The pool is as busy as before, but CPU use fell well below the line that bounded
+                    // it: capacity grew. Ramp again from here.
+                    let st = &mut self.state;
+                    st.line_load = None;
+                    st.ceiling = None;
+                    st.phase = Phase::Ramp;
+                    st.step = s.probe_step;
+                    st.probe = Probe::Base;
+                    return self.scale(i.desired, why::CAPACITY_GREW_LOAD);
+                }
+                self.climb(i, now_s, memory_cap)
+            }
         }
     }
 }
@@ -611,8 +632,8 @@ impl AdaptivePolicy {
                 s.cut_factor
             };
             // Leaving the ramp, the signals lag the growth by a tick or two: cut from what ran then.
-            let from = if st.phase == Phase::Ramp {
-                st.ring[2].current.clamp(1, level)
+            let from = if st.phase == Phase::Ramp && st.ring[2].current > 0 {
+                st.ring[2].current.min(level)
             } else {
                 level
             };
@@ -622,6 +643,9 @@ impl AdaptivePolicy {
             st.step = s.probe_step;
             st.backoff = s.hold_epochs;
             st.probe = Probe::Base;
+            if !memory && !client {
+                st.line_load = i.cpu_load.filter(|l| *l >= LOADED);
+            }
             let reason = if memory {
                 why::CUT_MEMORY
             } else if client {
@@ -668,6 +692,8 @@ impl AdaptivePolicy {
                     let (next, _) = self.next_up(level, i, memory_cap);
                     (next, why::ACCEPT_UP)
                 } else {
+                    // Too far or no gain: the next probe up is smaller.
+                    st.step *= 0.5;
                     let down = base.saturating_sub(ceil_mul(base, s.probe_step).max(1));
                     if down >= i.min && down < base {
                         st.probe = Probe::Down(down);
@@ -743,6 +769,12 @@ impl AdaptivePolicy {
         (up, why::PROBE_UP)
     }
 }
+
+/// A CPU load at least this high (of its line) means CPU bounds the pool.
+const LOADED: f64 = 0.9;
+/// CPU load falling below this share of the load that bounded the pool, while the pool stays busy, means
+/// capacity grew.
+const CAPACITY_GREW_LOAD: f64 = 0.6;
 
 /// The longest hold, in epochs, between probes that keep failing.
 const MAX_BACKOFF: u32 = 32;
