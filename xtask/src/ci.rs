@@ -7,7 +7,9 @@ use std::{
     time::Instant,
 };
 
-use crate::{Result, all_ok, cargo, crate_dirs, nostd, package_name, run_command, tidy};
+use crate::{
+    Result, all_ok, cargo, crate_dirs, nostd, package_name, reliability, run_command, tidy,
+};
 
 /// A named CI step over the workspace at the given root.
 type Step = (&'static str, fn(&Path) -> Result<()>);
@@ -17,6 +19,8 @@ const STEPS: &[Step] = &[
     ("fmt", fmt),
     ("clippy", clippy),
     ("test", test),
+    ("loom", reliability::loom),
+    ("miri", reliability::miri),
     ("sim", sim_fast),
     ("bench-smoke", bench_smoke),
     ("doc", doc),

@@ -1,0 +1,205 @@
+//! loom models of the state a run shares across threads: the [`Handle`]'s pause / resume / notify / setters /
+//! abort and a task's waker, racing the driver's poll and its wake slot.
+//!
+//! Run with `RUSTFLAGS="--cfg loom" cargo test -p pool-core --test loom --release` (what `cargo xtask ci`
+//! does, in its own target directory). Under `cfg(loom)` the driver's atomics and `AtomicWaker` are loom's
+//! (`src/sync.rs`), so loom explores every interleaving of them, bounded by a preemption bound so the step
+//! stays within a minute. A lost wakeup shows as a loom deadlock (the driver parked with nobody left to wake
+//! it), a torn counter as a failed assertion.
+//!
+//! Time is frozen (the clock never moves and the timer never fires), so every wakeup in these models comes
+//! from a waker: exactly the paths a lost wakeup would break.
+#![cfg(loom)]
+
+use std::cell::Cell;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use loom::future::{AtomicWaker, block_on};
+use loom::sync::Arc;
+use loom::sync::atomic::{AtomicBool, Ordering};
+use pool_core::{
+    Clock, ConcurrencySettings, Handle, InPlace, Instant, Pool, PoolConfig, Run, Runtime, Timer,
+    task_fns,
+};
+
+/// A clock that stands still and a timer that never fires.
+struct Frozen;
+
+impl Clock for Frozen {
+    fn now(&self) -> Instant {
+        Instant::from_secs(1)
+    }
+}
+
+struct NeverTimer;
+
+impl Timer for NeverTimer {
+    fn reset(self: Pin<&mut Self>, _at: Instant) {}
+    fn poll_elapsed(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<()> {
+        Poll::Pending
+    }
+}
+
+impl Runtime for Frozen {
+    type Timer = NeverTimer;
+    fn timer(&self, _at: Instant) -> NeverTimer {
+        NeverTimer
+    }
+}
+
+/// A one-shot latch another thread opens: what a task waits on (its I/O, say).
+struct Latch {
+    open: AtomicBool,
+    waker: AtomicWaker,
+}
+
+impl Latch {
+    fn new() -> Self {
+        Latch {
+            open: AtomicBool::new(false),
+            waker: AtomicWaker::new(),
+        }
+    }
+    fn open(&self) {
+        self.open.store(true, Ordering::Release);
+        self.waker.wake();
+    }
+    fn is_open(&self) -> bool {
+        self.open.load(Ordering::Acquire)
+    }
+}
+
+struct Wait(Arc<Latch>);
+
+impl Future for Wait {
+    type Output = Result<(), ()>;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        if self.0.is_open() {
+            return Poll::Ready(Ok(()));
+        }
+        self.0.waker.register_by_ref(cx.waker());
+        if self.0.is_open() {
+            Poll::Ready(Ok(()))
+        } else {
+            Poll::Pending
+        }
+    }
+}
+
+fn pool(min: usize, desired: usize, max: usize) -> Pool {
+    let mut c = PoolConfig::default();
+    c.concurrency = ConcurrencySettings::default()
+        .with_min(min)
+        .with_desired(desired)
+        .with_max(max);
+    Pool::new(c).unwrap()
+}
+
+fn bounded() -> loom::model::Builder {
+    let mut b = loom::model::Builder::new();
+    b.preemption_bound = Some(2);
+    b
+}
+
+/// Runs `f` on a loom thread with a stack deep enough for the driver's poll (loom's coroutines default to a
+/// small one).
+fn deep<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> loom::thread::JoinHandle<T> {
+    loom::thread::Builder::new()
+        .stack_size(4 << 20)
+        .spawn(f)
+        .unwrap()
+}
+
+/// Work arrives from another thread, which then notifies: the driver, idle with nothing ready, must see it.
+#[test]
+fn notify_after_new_work_is_never_lost() {
+    bounded().check(|| {
+        deep(|| {
+            let mut pool = pool(1, 1, 1);
+            let handle = Handle::new(&pool);
+            let queued = Arc::new(AtomicBool::new(false));
+            let done = Arc::new(Latch::new());
+            let (q2, h2) = (queued.clone(), handle.clone());
+            let other = loom::thread::spawn(move || {
+                q2.store(true, Ordering::Release);
+                h2.notify();
+            });
+            let driver = deep(move || {
+                let taken = Cell::new(false);
+                let mut fns = task_fns(
+                    || {
+                        taken.set(true);
+                        done.open();
+                        async { Ok::<(), ()>(()) }
+                    },
+                    || {
+                        let ready = !taken.get() && queued.load(Ordering::Acquire);
+                        async move { Ok(ready) }
+                    },
+                    || {
+                        let finished = taken.get();
+                        async move { Ok(finished) }
+                    },
+                );
+                let rt = Frozen;
+                let run = Run::new(&mut pool, &handle, &mut fns, &rt, InPlace, (), ()).unwrap();
+                let report = block_on(run).unwrap();
+                assert_eq!(report.succeeded, 1);
+                assert!(done.is_open());
+            });
+            other.join().unwrap();
+            driver.join().unwrap();
+        })
+        .join()
+        .unwrap()
+    });
+}
+
+/// `abort` from another thread while a task hangs: the driver wakes, cancels the task and ends; `abort`
+/// returns only after the run has ended; nothing is left running.
+#[test]
+fn abort_from_another_thread_ends_the_run() {
+    bounded().check(|| {
+        deep(|| {
+            let mut pool = pool(1, 1, 1);
+            let handle = Handle::new(&pool);
+            let never = Arc::new(Latch::new());
+            let h2 = handle.clone();
+            let to_other = Arc::new(AtomicBool::new(false));
+            let running = to_other.clone();
+            let driver = deep(move || {
+                let started = Cell::new(0u32);
+                let mut fns = task_fns(
+                    || {
+                        started.set(started.get() + 1);
+                        Wait(never.clone())
+                    },
+                    || {
+                        let ready = started.get() < 1;
+                        async move { Ok(ready) }
+                    },
+                    || async { Ok(false) },
+                );
+                let rt = Frozen;
+                let run = Run::new(&mut pool, &handle, &mut fns, &rt, InPlace, (), ()).unwrap();
+                running.store(true, Ordering::Release);
+                let report = block_on(run).unwrap();
+                assert!(report.aborted);
+                assert_eq!(report.started, report.cancelled);
+                assert_eq!(handle.current_concurrency(), 0);
+            });
+            // Abort once the run exists (before that, `abort` rightly says the pool is not running).
+            while !to_other.load(Ordering::Acquire) {
+                loom::thread::yield_now();
+            }
+            block_on(h2.abort()).unwrap();
+            assert!(!h2.is_running());
+            assert_eq!(h2.current_concurrency(), 0);
+            driver.join().unwrap();
+        })
+        .join()
+        .unwrap()
+    });
+}
