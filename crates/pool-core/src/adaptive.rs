@@ -67,10 +67,11 @@ pub struct AdaptiveSettings {
     pub gain_share: f64,
     /// ... or by this share, whichever is smaller (one-task steps at small levels are coarse).
     pub max_required_gain: f64,
-    /// The ramp never grows past the level at which the latest CPU or memory reading, projected in
-    /// proportion to the running tasks, would reach this share of its overload line; a probe never grows
-    /// past it for memory.
+    /// The ramp never grows past the level at which the latest CPU reading, projected in proportion to
+    /// the running tasks, would reach this share of its overload line.
     pub load_target: f64,
+    /// The same for memory, lower: task memory varies, and the line is close to an OOM.
+    pub memory_load_target: f64,
     /// The shortest measuring time of an epoch.
     pub min_epoch: Duration,
     /// Completions an epoch tries to count before it is judged (it also ends after `max_epoch`).
@@ -98,6 +99,7 @@ impl Default for AdaptiveSettings {
             gain_share: 0.5,
             max_required_gain: 0.03,
             load_target: 0.97,
+            memory_load_target: 0.95,
             min_epoch: Duration::from_secs(2),
             epoch_completions: 200,
             max_epoch: Duration::from_secs(6),
@@ -264,6 +266,7 @@ mod why {
     pub(super) const ACCEPT_DOWN: &str = "adaptive: probe down kept (throughput did not fall)";
     pub(super) const HOLD: &str = "adaptive: hold at the best level";
     pub(super) const AT_MAX: &str = "adaptive: at max";
+    pub(super) const BACK_AND_DOWN: &str = "adaptive: probe brought overload; probe below the last good level, smaller steps, longer hold";
     pub(super) const CAPACITY_GREW_LOAD: &str =
         "adaptive: cpu load fell well below the line that bounded the pool; ramp resumes";
     pub(super) const AT_LINE: &str =
@@ -393,8 +396,9 @@ impl AdaptivePolicy {
     }
 
     /// The highest level at which the given loads, projected in proportion to the running tasks (as if
-    /// nothing else used the resource, which overestimates), stay at `load_target` of their lines.
-    fn load_cap(&self, i: &ScaleInput<'_>, loads: [Option<f64>; 2]) -> Option<usize> {
+    /// nothing else used the resource, which overestimates), stay at their targets' share of their lines.
+    fn load_cap(&self, i: &ScaleInput<'_>, cpu: Option<f64>, memory: Option<f64>) -> Option<usize> {
+        let s = &self.settings;
         // A reading is taken as the previous tick's decisions take effect, so it may reflect the running
         // count of that tick rather than this one's: project from the smaller.
         let before = if self.state.ticks >= 2 {
@@ -408,11 +412,12 @@ impl AdaptivePolicy {
             i.current
         }
         .max(1);
-        loads
+        [(cpu, s.load_target), (memory, s.memory_load_target)]
             .into_iter()
-            .flatten()
-            .filter(|l| *l > 0.0)
-            .map(|l| floor_mul(running, self.settings.load_target / l))
+            .filter_map(|(l, target)| {
+                l.filter(|l| *l > 0.0)
+                    .map(|l| floor_mul(running, target / l))
+            })
             .min()
     }
 
@@ -543,7 +548,7 @@ impl ScalingPolicy for AdaptivePolicy {
                 }
                 let mut next = ceil_mul(i.desired, s.ramp_factor).max(i.desired + 1);
                 let mut reason = why::RAMP;
-                let cap = self.load_cap(i, [i.cpu_load, i.memory_load]);
+                let cap = self.load_cap(i, i.cpu_load, i.memory_load);
                 if let Some(cap) = cap
                     && cap <= i.desired
                 {
@@ -612,7 +617,8 @@ impl AdaptivePolicy {
             .unwrap_or(0);
         let level = recent.min(i.desired).max(1);
         let st = &mut self.state;
-        st.cooldown_until_s = now_s + clamp(st.latency_s, 1.0, 60.0);
+        // The signals lag a cut by a tick or two (in-flight tasks, the probes' periods): wait at least that.
+        st.cooldown_until_s = now_s + clamp(st.latency_s, MIN_COOLDOWN_S, 60.0);
         if memory {
             st.memory_ceiling = Some((level, now_s));
         }
@@ -623,8 +629,16 @@ impl AdaptivePolicy {
             st.ceiling = Some(level);
             st.step = (st.step * 0.5).max(0.0);
             st.backoff = (st.backoff.saturating_mul(2)).clamp(s.hold_epochs, MAX_BACKOFF);
-            st.probe = Probe::Hold(st.backoff);
-            (st.base, why::BACK_TO_GOOD)
+            // The good level may itself be past the best one: probe below it before holding there.
+            let base = st.base;
+            let down = base.saturating_sub(ceil_mul(base, s.probe_step).max(1));
+            if down >= i.min && down < base {
+                st.probe = Probe::Down(down);
+                (down, why::BACK_AND_DOWN)
+            } else {
+                st.probe = Probe::Hold(st.backoff);
+                (base, why::BACK_TO_GOOD)
+            }
         } else {
             let factor = if memory || severe {
                 s.memory_cut_factor
@@ -747,16 +761,18 @@ impl AdaptivePolicy {
         let s = self.settings;
         let st = &mut self.state;
         let mut up = base + ceil_mul(base, st.step).max(1);
-        if let Some(c) = st.ceiling
-            && base + 1 < c
-            && up >= c
-        {
-            up = base + (c - base) / 2;
+        if let Some(c) = st.ceiling {
+            if base + 1 < c && up >= c {
+                up = base + (c - base) / 2;
+            } else if base + 1 >= c {
+                // At the ceiling: probe past it by the first step only, not a doubled one.
+                up = up.min(base + ceil_mul(base, s.probe_step).max(1));
+            }
         }
         if let Some(cap) = memory_cap {
             up = up.min(cap);
         }
-        if let Some(cap) = self.load_cap(i, [None, i.memory_load]) {
+        if let Some(cap) = self.load_cap(i, None, i.memory_load) {
             up = up.min(cap.max(base));
         }
         let st = &mut self.state;
@@ -770,6 +786,8 @@ impl AdaptivePolicy {
     }
 }
 
+/// The shortest wait between two cuts, seconds.
+const MIN_COOLDOWN_S: f64 = 2.0;
 /// A CPU load at least this high (of its line) means CPU bounds the pool.
 const LOADED: f64 = 0.9;
 /// CPU load falling below this share of the load that bounded the pool, while the pool stays busy, means
