@@ -192,6 +192,9 @@ struct State {
     base_rate: f64,
     /// The CPU load when CPU last bounded the pool (the ramp met its line, or a local overload cut).
     line_load: Option<f64>,
+    /// The level at which the ramp met the CPU line, below saturation by construction: probing below it
+    /// cannot pay, so the climb does not.
+    line_level: Option<usize>,
     probe: Probe,
     step: f64,
     backoff: u32,
@@ -216,6 +219,7 @@ impl State {
             base: 0,
             base_rate: 0.0,
             line_load: None,
+            line_level: None,
             probe: Probe::Base,
             step: probe_step,
             backoff: 0,
@@ -557,6 +561,7 @@ impl ScalingPolicy for AdaptivePolicy {
                     st.phase = Phase::Climb;
                     st.line_load = i.cpu_load.filter(|l| *l >= LOADED);
                     st.base = cap.clamp(i.min, i.max);
+                    st.line_level = st.line_load.map(|_| st.base);
                     st.probe = Probe::Base;
                     st.step = s.probe_step;
                     let base = st.base;
@@ -660,6 +665,7 @@ impl AdaptivePolicy {
             if !memory && !client {
                 st.line_load = i.cpu_load.filter(|l| *l >= LOADED);
             }
+            st.line_level = None;
             let reason = if memory {
                 why::CUT_MEMORY
             } else if client {
@@ -709,7 +715,8 @@ impl AdaptivePolicy {
                     // Too far or no gain: the next probe up is smaller.
                     st.step *= 0.5;
                     let down = base.saturating_sub(ceil_mul(base, s.probe_step).max(1));
-                    if down >= i.min && down < base {
+                    let below_line = st.line_level.is_some_and(|l| base <= l);
+                    if down >= i.min && down < base && !below_line {
                         st.probe = Probe::Down(down);
                         (down, why::PROBE_DOWN)
                     } else {
