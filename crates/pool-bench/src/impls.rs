@@ -172,14 +172,17 @@ where
 
 /// `bare_loop`: no pool, the two task functions called back to back on the current thread. The limit of
 /// any pool's hot path.
-pub(crate) async fn bare_loop() {
+pub(crate) async fn bare_loop<S, SF>(sleep: Sleep<S>)
+where
+    S: Fn(Duration) -> SF,
+    SF: Future<Output = ()> + Send + 'static,
+{
     let is_task_ready = || {
         let r = work::ready();
         async move { Ok::<bool, Infallible>(r) }
     };
-    let none: Sleep<fn(Duration) -> core::future::Ready<()>> = None;
     let run_task = || {
-        let t = task(&none);
+        let t = task(&sleep);
         async move {
             t.await;
             Ok::<(), Infallible>(())

@@ -18,6 +18,7 @@ mod impls;
 mod os;
 mod work;
 
+use core::future::Future;
 use core::time::Duration;
 use std::process::ExitCode;
 use std::time::Instant;
@@ -154,14 +155,33 @@ async fn async_std_sleep(d: Duration) {
     async_std::task::sleep(d).await;
 }
 
-/// `Some(sleep)` when tasks sleep, `None` for no-op tasks.
-fn sleep_with<S>(f: S, d: Duration) -> Sleep<S> {
-    (!d.is_zero()).then_some((f, d))
-}
+/// No sleep: the task type of every no-op workload, so that all implementations move the same small future.
+type NoSleep = fn(Duration) -> core::future::Ready<()>;
 
 /// Runs `n` tasks on `imp` at concurrency `c`; returns the wall time in seconds, runtime set-up excluded.
 fn run_tasks(imp: &str, n: u64, c: usize, task: Duration) -> Result<f64, Error> {
     work::reset(n);
+    let wall = if task.is_zero() {
+        run_with(imp, c, None::<(NoSleep, Duration)>)?
+    } else if imp.contains("smol") {
+        run_with(imp, c, Some((smol_sleep, task)))?
+    } else if imp.contains("async_std") {
+        run_with(imp, c, Some((async_std_sleep, task)))?
+    } else {
+        run_with(imp, c, Some((tokio_sleep, task)))?
+    };
+    if work::done() != n {
+        return Err(format!("{imp} finished {} of {n} tasks", work::done()).into());
+    }
+    Ok(wall)
+}
+
+/// Runs the tasks with `sleep` (the sleep of `imp`'s runtime, or none) and times the run.
+fn run_with<S, SF>(imp: &str, c: usize, sleep: Sleep<S>) -> Result<f64, Error>
+where
+    S: Fn(Duration) -> SF + Send + 'static,
+    SF: Future<Output = ()> + Send + 'static,
+{
     let (inplace, spawned) = (TaskMode::InPlace, TaskMode::Spawned);
     let t0;
     match imp {
@@ -177,17 +197,14 @@ fn run_tasks(imp: &str, n: u64, c: usize, task: Duration) -> Result<f64, Error> 
                 inplace
             };
             t0 = Instant::now();
-            let sleep = sleep_with(tokio_sleep, task);
             rt.block_on(impls::pool::<TokioRuntime, _, _, _>(mode, c, (), sleep));
         }
         "pool_smol" => {
             t0 = Instant::now();
-            let sleep = sleep_with(smol_sleep, task);
             smol::block_on(impls::pool::<SmolRuntime, _, _, _>(inplace, c, (), sleep));
         }
         "pool_async_std" => {
             t0 = Instant::now();
-            let sleep = sleep_with(async_std_sleep, task);
             async_std::task::block_on(impls::pool::<AsyncStdRuntime, _, _, _>(
                 inplace,
                 c,
@@ -198,24 +215,24 @@ fn run_tasks(imp: &str, n: u64, c: usize, task: Duration) -> Result<f64, Error> 
         "tokio_joinset" => {
             let rt = tokio_mt();
             t0 = Instant::now();
-            rt.block_on(impls::tokio_joinset(c, sleep_with(tokio_sleep, task)));
+            rt.block_on(impls::tokio_joinset(c, sleep));
         }
         "inplace" => {
             let rt = tokio_ct();
             t0 = Instant::now();
-            rt.block_on(impls::inplace(c, sleep_with(tokio_sleep, task)));
+            rt.block_on(impls::inplace(c, sleep));
         }
         "smol_spawn" => {
             t0 = Instant::now();
-            smol::block_on(impls::smol_spawn(c, sleep_with(smol_sleep, task)));
+            smol::block_on(impls::smol_spawn(c, sleep));
         }
         "bare_loop" => {
-            if !task.is_zero() {
+            if sleep.is_some() {
                 return Err("bare_loop runs no-op tasks only (it has no concurrency)".into());
             }
             let rt = tokio_ct();
             t0 = Instant::now();
-            rt.block_on(impls::bare_loop());
+            rt.block_on(impls::bare_loop(sleep));
         }
         other => {
             return Err(format!(
@@ -225,11 +242,7 @@ fn run_tasks(imp: &str, n: u64, c: usize, task: Duration) -> Result<f64, Error> 
             .into());
         }
     }
-    let wall = t0.elapsed().as_secs_f64();
-    if work::done() != n {
-        return Err(format!("{imp} finished {} of {n} tasks", work::done()).into());
-    }
-    Ok(wall)
+    Ok(t0.elapsed().as_secs_f64())
 }
 
 /// Process CPU seconds of a pool that has nothing to do for `secs`, with the real system sensors.
