@@ -351,6 +351,7 @@ pub struct Pool<P: ScalingPolicy = CrawleePolicy> {
     client_errors_seen: u64,
     last_memory_warning: Option<Instant>,
     last_refusal: Option<Refusal>,
+    last_reported: Option<Refusal>,
     overload_cache: Option<(Instant, SignalSet)>,
     /// The latest CPU and memory readings over their overload lines, for the policy.
     loads: (Option<f64>, Option<f64>),
@@ -398,6 +399,7 @@ impl<P: ScalingPolicy> Pool<P> {
             client_errors_seen: 0,
             last_memory_warning: None,
             last_refusal: None,
+            last_reported: None,
             overload_cache: None,
             loads: (None, None),
             events: heapless::Deque::new(),
@@ -523,6 +525,7 @@ impl<P: ScalingPolicy> Pool<P> {
         self.run_started = now;
         self.next_start = now;
         self.last_refusal = None;
+        self.last_reported = None;
         self.overload_cache = None;
         self.loads = (None, None);
         self.client_errors_seen = self.client_errors_total;
@@ -821,8 +824,11 @@ impl<P: ScalingPolicy> Pool<P> {
     pub fn poll_start(&mut self, now: Instant) -> Result<(), Refusal> {
         self.observe(now);
         let res = self.gate(now);
-        if let Err(r) = res {
-            self.refuse(now, r);
+        match res {
+            Err(r) => self.refuse(now, r),
+            // An admitted start clears the refusal, so `poll_timeout` never waits on a stale deadline (a past
+            // rate-limit instant would make a driver wake itself in a loop).
+            Ok(()) => self.last_refusal = None,
         }
         res
     }
@@ -1024,7 +1030,9 @@ impl<P: ScalingPolicy> Pool<P> {
     }
 
     fn refuse(&mut self, now: Instant, refusal: Refusal) {
-        let changed = match (self.last_refusal, refusal) {
+        // Events report a change of reason against the last one *reported*, not the last refusal, which an
+        // admitted start clears: otherwise a pool running at desired would report "at desired" once per start.
+        let changed = match (self.last_reported, refusal) {
             // The rate-limit deadline moves with every start; only the kind of reason matters for the event.
             (Some(Refusal::RateLimited { .. }), Refusal::RateLimited { .. }) => false,
             (Some(Refusal::AtDesired { .. }), Refusal::AtDesired { .. }) => false,
@@ -1032,6 +1040,7 @@ impl<P: ScalingPolicy> Pool<P> {
         };
         self.last_refusal = Some(refusal);
         if changed {
+            self.last_reported = Some(refusal);
             self.push_event(Event::Refused { at: now, refusal });
         }
     }

@@ -382,10 +382,9 @@ fn run_machine(setup: Setup, ops: &[Op]) -> Result<(), TestCaseError> {
                 } else {
                     m.pending_ready = true;
                 }
-                if m.running && got.is_err() {
-                    // The driver sleeps until `poll_timeout`: it must lie in the future, or the driver spins.
-                    // KNOWN BUG (reliability.md, "open bugs" 1): after an admitted poll the stale refusal's
-                    // deadline still counts, so the check is limited to refusals until the lead fixes it.
+                if m.running {
+                    // The driver sleeps until `poll_timeout`: it must lie in the future, or the driver spins
+                    // (reliability.md, bug 1, fixed: an admitted poll clears the stale refusal's deadline).
                     let t = pool.poll_timeout().expect("running");
                     prop_assert!(t > now, "poll_timeout {} not after now {}", t, now);
                 }
@@ -704,9 +703,8 @@ fn scenario() -> impl Strategy<Value = Scenario> {
                     max,
                     rate,
                     timeout_ms,
-                    // KNOWN BUG (reliability.md, "open bugs" 1): a slow `is_task_ready` under a rate cap
-                    // makes the driver spin; keep the two apart until it is fixed.
-                    ready_delay_ms: if rate.is_some() { 0 } else { ready_delay_ms },
+                    // A slow `is_task_ready` under a rate cap once made the driver spin (reliability.md, bug 1).
+                    ready_delay_ms,
                     tasks,
                     ready_fail_at,
                     finished_fails,
