@@ -8,6 +8,8 @@
 //!   overload and the pool is busy (`current >= desired × demand_ratio`). The ramp ends at the first
 //!   overload, or at a *knee*: concurrency rose but completions per second did not follow (Little's law:
 //!   throughput = concurrency / latency, so a flat throughput under rising concurrency means latency rose).
+//!   Each step is also capped by a projection from the latest CPU and memory loads (`ScaleInput::cpu_load`,
+//!   `memory_load`: the reading over its overload line), so the ramp ends just under the line.
 //! - **Cut.** Fresh overload cuts desired multiplicatively from what is actually running (`cut_factor`;
 //!   `memory_cut_factor` for memory, which ends in an OOM), at most once per estimated task latency, never
 //!   below `min`. The level at which overload appeared becomes the *ceiling*.
@@ -18,6 +20,12 @@
 //!   ceiling_margin`; a probe above the ceiling that raises throughput without overload means capacity grew,
 //!   and the ramp resumes. Probing above a memory ceiling waits until it has aged (`memory_ceiling_ttl`).
 //! - **Demand.** Nothing grows while the pool cannot fill its desired concurrency (no tasks ready).
+//! - **Gate.** Through [`ScalingPolicy::admit_under_overload`], the start gate keeps admitting up to desired
+//!   under CPU, event-loop, client or custom overload (the policy's throughput judgement decides instead of a
+//!   collapse to `min`), and refuses above `min` under memory overload, which ends in an OOM.
+//!
+//! During the climb a rising CPU share no longer cuts by itself: on a CPU-bound workload the best level sits
+//! at full CPU, and throughput decides.
 //!
 //! "Fresh overload" is read from the historical verdicts the machine hands every policy: a signal's
 //! overloaded share of the history *rising* since the previous tick means new overloaded snapshots arrived.
