@@ -35,7 +35,17 @@
 //! assert_eq!(report.succeeded, 100);
 //! # }
 //! ```
+//!
+//! # Features
+//!
+//! - `metrics`: gauges and counters through the `metrics` facade (`pool_tokio::metrics`: an event sink, a
+//!   handle reader and a `run_task` wrapper), with a Prometheus example.
+//!
+//! The crawl demo, `cargo run --release -p pool-tokio --example crawl`, crawls a local site that pushes back
+//! and draws how the pool adapted.
 
+#[cfg(feature = "metrics")]
+pub mod metrics;
 mod runtime;
 
 pub use pool_core::{

@@ -1,0 +1,191 @@
+//! Gauges and counters through the [`metrics`] facade (feature `metrics`), for any exporter: Prometheus,
+//! StatsD, OpenTelemetry.
+//!
+//! Three pieces, because the pool reports through three channels:
+//! - [`MetricsSink`], an [`EventSink`]: desired and current concurrency and each signal's overloaded ratio at
+//!   every scaling decision and status record, and the timed-out, memory-critical and scaling counters.
+//! - [`record_handle`]: the same gauges read from a [`Handle`] now, for a scrape or a timer between ticks.
+//! - [`instrument`]: wraps `run_task` to count tasks started, finished (returned `Ok`) and failed (returned
+//!   `Err` or panicked).
+//!
+//! | metric | kind | labels |
+//! |---|---|---|
+//! | `autoscaled_pool_current_concurrency` | gauge | |
+//! | `autoscaled_pool_desired_concurrency` | gauge | |
+//! | `autoscaled_pool_min_concurrency`, `autoscaled_pool_max_concurrency` | gauge (from a handle) | |
+//! | `autoscaled_pool_signal_ratio` | gauge: overloaded share of the history window | `signal` |
+//! | `autoscaled_pool_signal_overloaded` | gauge: 1 when over its threshold | `signal` |
+//! | `autoscaled_pool_scale_decisions_total` | counter | `direction` = `up`, `down`, `hold` |
+//! | `autoscaled_pool_tasks_started_total` | counter | |
+//! | `autoscaled_pool_tasks_finished_total` | counter | |
+//! | `autoscaled_pool_tasks_failed_total` | counter | |
+//! | `autoscaled_pool_tasks_timed_out_total` | counter | |
+//! | `autoscaled_pool_memory_critical_total` | counter | |
+//!
+//! `signal` is `cpu`, `memory`, `event_loop`, `client`, or a custom signal's name.
+//!
+//! # Examples
+//!
+//! Export to Prometheus (`metrics-exporter-prometheus`; `PrometheusBuilder::install` would also serve the
+//! text on a port):
+//!
+//! ```
+//! use std::sync::Arc;
+//! use std::sync::atomic::{AtomicU32, Ordering};
+//! use metrics_exporter_prometheus::PrometheusBuilder;
+//! use pool_tokio::AutoscaledPool;
+//! use pool_tokio::metrics::{MetricsSink, instrument, record_handle};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let recorder = PrometheusBuilder::new().build_recorder();
+//! let prometheus = recorder.handle();
+//! metrics::set_global_recorder(recorder).unwrap();
+//!
+//! let left = Arc::new(AtomicU32::new(20));
+//! let (l1, l2, l3) = (left.clone(), left.clone(), left);
+//! let pool = AutoscaledPool::builder()
+//!     .events(MetricsSink::new())
+//!     .run_task(instrument(move || {
+//!         let n = l1.fetch_sub(1, Ordering::SeqCst);
+//!         async move { if n % 10 == 0 { Err("every tenth job fails") } else { Ok(()) } }
+//!     }))
+//!     .is_task_ready(move || { let ready = l2.load(Ordering::SeqCst) > 0; async move { Ok(ready) } })
+//!     .is_finished(move || { let done = l3.load(Ordering::SeqCst) == 0; async move { Ok(done) } })
+//!     .build()
+//!     .unwrap();
+//! let _ = pool.run().await; // the first failure ends the run
+//! record_handle(&pool.handle());
+//!
+//! let text = prometheus.render();
+//! assert!(text.contains("autoscaled_pool_tasks_started_total"));
+//! assert!(text.contains("autoscaled_pool_tasks_failed_total 1"));
+//! assert!(text.contains("autoscaled_pool_desired_concurrency 10"));
+//! assert!(text.contains("autoscaled_pool_signal_ratio{signal=\"client\"}"));
+//! # }
+//! ```
+
+use core::future::Future;
+use core::pin::Pin;
+use core::task::{Context, Poll};
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+
+use metrics::{counter, gauge};
+use pool_core::{Event, EventSink, Handle, SystemInfo};
+
+/// An [`EventSink`] that records gauges and counters through the `metrics` facade.
+///
+/// To log as well, wrap both in a closure sink: `FnSink(move |e| { metrics.event(e); tracing.event(e) })`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct MetricsSink;
+
+impl MetricsSink {
+    /// A sink.
+    pub fn new() -> Self {
+        MetricsSink
+    }
+}
+
+impl EventSink for MetricsSink {
+    fn event(&mut self, event: &Event) {
+        match event {
+            Event::Scaled(d) => {
+                gauge!("autoscaled_pool_desired_concurrency").set(d.new as f64);
+                gauge!("autoscaled_pool_current_concurrency").set(d.current as f64);
+                let direction = match d.new.cmp(&d.old) {
+                    core::cmp::Ordering::Greater => "up",
+                    core::cmp::Ordering::Less => "down",
+                    core::cmp::Ordering::Equal => "hold",
+                };
+                counter!("autoscaled_pool_scale_decisions_total", "direction" => direction)
+                    .increment(1);
+                record_info(&d.info);
+            }
+            Event::Status(s) => {
+                gauge!("autoscaled_pool_desired_concurrency").set(s.desired_concurrency as f64);
+                gauge!("autoscaled_pool_current_concurrency").set(s.current_concurrency as f64);
+                record_info(&s.info);
+            }
+            Event::TaskTimedOut { .. } => {
+                counter!("autoscaled_pool_tasks_timed_out_total").increment(1);
+            }
+            Event::MemoryCritical { .. } => {
+                counter!("autoscaled_pool_memory_critical_total").increment(1);
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Records the gauges from `handle` now: current, desired, min and max concurrency, and the signals as of
+/// the last sensor sample (once a second by default).
+pub fn record_handle(handle: &Handle) {
+    gauge!("autoscaled_pool_current_concurrency").set(handle.current_concurrency() as f64);
+    gauge!("autoscaled_pool_desired_concurrency").set(handle.desired_concurrency() as f64);
+    gauge!("autoscaled_pool_min_concurrency").set(handle.min_concurrency() as f64);
+    gauge!("autoscaled_pool_max_concurrency").set(handle.max_concurrency() as f64);
+    if let Some(info) = handle.historical_system_info() {
+        record_info(&info);
+    }
+}
+
+fn record_info(info: &SystemInfo) {
+    let builtin = [
+        ("cpu", &info.cpu),
+        ("memory", &info.memory),
+        ("event_loop", &info.event_loop),
+        ("client", &info.client),
+    ];
+    let custom = info.custom.iter().map(|c| (c.name, &c.info));
+    for (name, ratio) in builtin.into_iter().chain(custom) {
+        gauge!("autoscaled_pool_signal_ratio", "signal" => name).set(ratio.actual_ratio);
+        gauge!("autoscaled_pool_signal_overloaded", "signal" => name)
+            .set(f64::from(u8::from(ratio.is_overloaded())));
+    }
+}
+
+/// Wraps a `run_task` closure to count tasks started, finished (`Ok`) and failed (`Err` or a panic, which
+/// goes on unwinding). A task cancelled by its timeout or an abort counts only as started; timeouts are
+/// counted by [`MetricsSink`].
+pub fn instrument<R, Fut, E>(mut run_task: R) -> impl FnMut() -> Instrumented<Fut>
+where
+    R: FnMut() -> Fut,
+    Fut: Future<Output = Result<(), E>>,
+{
+    move || {
+        counter!("autoscaled_pool_tasks_started_total").increment(1);
+        Instrumented { task: run_task() }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A task future wrapped by [`instrument`].
+    #[derive(Debug)]
+    pub struct Instrumented<F> {
+        #[pin]
+        task: F,
+    }
+}
+
+impl<F: Future<Output = Result<(), E>>, E> Future for Instrumented<F> {
+    type Output = F::Output;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let task = self.project().task;
+        match catch_unwind(AssertUnwindSafe(|| task.poll(cx))) {
+            Ok(Poll::Ready(out)) => {
+                let name = if out.is_ok() {
+                    "autoscaled_pool_tasks_finished_total"
+                } else {
+                    "autoscaled_pool_tasks_failed_total"
+                };
+                counter!(name).increment(1);
+                Poll::Ready(out)
+            }
+            Ok(Poll::Pending) => Poll::Pending,
+            Err(panic) => {
+                counter!("autoscaled_pool_tasks_failed_total").increment(1);
+                resume_unwind(panic)
+            }
+        }
+    }
+}
