@@ -24,6 +24,7 @@ const STEPS: &[Step] = &[
     ("sim", sim_fast),
     ("bench-smoke", bench_smoke),
     ("doc", doc),
+    ("package", package),
     ("nostd", nostd::run),
     ("tidy", tidy::report),
 ];
@@ -112,6 +113,49 @@ fn bench_smoke(root: &Path) -> Result<()> {
 fn sim_fast(root: &Path) -> Result<()> {
     // The simulator suite in its fast form: fails if the default policy misses an unlisted target.
     crate::sim::run(root, true)
+}
+
+/// The manifest keys crates.io shows; `repository` and `license` may come from the workspace.
+const CRATES_IO_KEYS: [&str; 6] = [
+    "description",
+    "keywords",
+    "categories",
+    "repository",
+    "readme",
+    "license",
+];
+
+/// Every published crate (not `publish = false`) has the crates.io metadata and a CHANGELOG.md, and
+/// `cargo package` accepts it (offline-ish: `--no-verify` skips the build of the packaged sources).
+pub(crate) fn package(root: &Path) -> Result<()> {
+    let mut cmd = cargo(root);
+    cmd.args(["package", "--no-verify", "--allow-dirty", "--quiet"]);
+    let mut missing = Vec::new();
+    for dir in crate_dirs(root)? {
+        let manifest = fs::read_to_string(dir.join("Cargo.toml"))?;
+        if manifest.contains("publish = false") {
+            continue;
+        }
+        let name =
+            package_name(&manifest).ok_or_else(|| format!("{}: no package name", dir.display()))?;
+        for key in CRATES_IO_KEYS
+            .iter()
+            .filter(|k| !manifest.lines().any(|l| l.starts_with(**k)))
+        {
+            missing.push(format!("{name}: no `{key}` in Cargo.toml"));
+        }
+        if !manifest.contains("[package.metadata.docs.rs]") {
+            missing.push(format!("{name}: no [package.metadata.docs.rs]"));
+        }
+        if !dir.join("CHANGELOG.md").is_file() {
+            missing.push(format!("{name}: no CHANGELOG.md"));
+        }
+        cmd.args(["-p", name]);
+    }
+    if !missing.is_empty() {
+        return Err(missing.join("\n").into());
+    }
+    run_command(&mut cmd)
 }
 
 fn doc(root: &Path) -> Result<()> {

@@ -51,6 +51,7 @@ fn try_main() -> Result<ExitCode> {
         Some("ci") => Ok(ci::run(&root)),
         Some("tidy") => tidy::report(&root).map(|()| ExitCode::SUCCESS),
         Some("nostd") => nostd::run(&root).map(|()| ExitCode::SUCCESS),
+        Some("package") => ci::package(&root).map(|()| ExitCode::SUCCESS),
         Some("soak") => reliability::soak(&root).map(|()| ExitCode::SUCCESS),
         Some("miri") => reliability::miri(&root).map(|()| ExitCode::SUCCESS),
         Some("loom") => reliability::loom(&root).map(|()| ExitCode::SUCCESS),
@@ -68,11 +69,12 @@ fn print_help() {
 Usage: cargo xtask <task>
 
 Tasks:
-  ci      run every CI step (fmt, clippy, test, loom, miri, sim, bench-smoke, doc, nostd, tidy)
+  ci      run every CI step (fmt, clippy, test, loom, miri, sim, bench-smoke, doc, package, nostd, tidy)
   tidy    check the source tree against the repository rules
   sim     run the scaling-policy simulator: table, target/sim/summary.json, docs/img [--fast]
   bench   benchmark against the raw runtimes and Crawlee [--quick] [--write-docs]
   nostd   build pool-core for {} and check that it names no runtime
+  package check every published crate's metadata and CHANGELOG, then `cargo package` them
   miri    run pool-core's lib and machine-level tests under miri (installs the nightly component)
   loom    run the loom models of the driver's shared state (--cfg loom, release)
   soak    ~10M tasks on pool-tokio's multi-thread runtime with controls every ms (release; not in ci)
