@@ -415,7 +415,7 @@ where
             &mut inner.sensors,
             &mut *inner.sink,
         )?;
-        run.await
+        self.runtime.drive(run).await
     }
 }
 

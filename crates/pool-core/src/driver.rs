@@ -204,6 +204,9 @@ struct Shared {
     paused: AtomicBool,
     abort: AtomicBool,
     slot_woken: AtomicBool,
+    /// Set by every handle request (pause, resume, setters, abort), so the driver's per-iteration check is
+    /// one load when nothing changed.
+    dirty: AtomicBool,
     set_min: AtomicUsize,
     set_max: AtomicUsize,
     set_desired: AtomicUsize,
@@ -235,6 +238,7 @@ impl Handle {
             paused: AtomicBool::new(pool.is_paused()),
             abort: AtomicBool::new(false),
             slot_woken: AtomicBool::new(false),
+            dirty: AtomicBool::new(true),
             set_min: AtomicUsize::new(0),
             set_max: AtomicUsize::new(0),
             set_desired: AtomicUsize::new(0),
@@ -312,12 +316,14 @@ impl Handle {
     /// Stops new starts; running tasks go on. Takes effect at the driver's next poll, which this triggers.
     pub fn pause(&self) {
         self.shared.paused.store(true, Ordering::Release);
+        self.shared.dirty.store(true, Ordering::Release);
         self.shared.waker.wake();
     }
 
     /// Lets the pool start tasks again, at once.
     pub fn resume(&self) {
         self.shared.paused.store(false, Ordering::Release);
+        self.shared.dirty.store(true, Ordering::Release);
         self.shared.waker.wake();
     }
 
@@ -371,6 +377,7 @@ impl Handle {
 
     fn request(&self, slot: &AtomicUsize, n: usize) {
         slot.store(n, Ordering::Release);
+        self.shared.dirty.store(true, Ordering::Release);
         self.shared.waker.wake();
     }
 
@@ -385,6 +392,7 @@ impl Handle {
             return Err(RunError::NotRunning);
         }
         self.shared.abort.store(true, Ordering::Release);
+        self.shared.dirty.store(true, Ordering::Release);
         self.shared.waker.wake();
         loop {
             if !self.is_running() {
@@ -414,11 +422,41 @@ impl Handle {
     }
 }
 
+/// Which slots' wakers fired, one bit per slot, so the driver visits only woken slots instead of scanning
+/// them all. It is sized once per run for `max_concurrency`; slots added after a setter raised the maximum
+/// fall back to their own flag and the `overflow` mark.
+#[derive(Debug)]
+struct WakeSet {
+    words: Box<[AtomicUsize]>,
+    overflow: AtomicBool,
+    shared: Arc<Shared>,
+}
+
+impl WakeSet {
+    const BITS: usize = usize::BITS as usize;
+
+    fn new(capacity: usize, shared: Arc<Shared>) -> Self {
+        let words = (0..capacity.max(1).div_ceil(Self::BITS))
+            .map(|_| AtomicUsize::new(0))
+            .collect();
+        WakeSet {
+            words,
+            overflow: AtomicBool::new(false),
+            shared,
+        }
+    }
+
+    fn capacity(&self) -> usize {
+        self.words.len() * Self::BITS
+    }
+}
+
 /// Wakes the driver for one slot: marks the slot, then wakes the driver's task.
 #[derive(Debug)]
 struct SlotSignal {
+    index: usize,
     woken: AtomicBool,
-    shared: Arc<Shared>,
+    set: Arc<WakeSet>,
 }
 
 impl Wake for SlotSignal {
@@ -426,9 +464,18 @@ impl Wake for SlotSignal {
         self.wake_by_ref();
     }
     fn wake_by_ref(self: &Arc<Self>) {
-        self.woken.store(true, Ordering::Release);
-        self.shared.slot_woken.store(true, Ordering::Release);
-        self.shared.waker.wake();
+        let set = &self.set;
+        match set.words.get(self.index / WakeSet::BITS) {
+            Some(word) => {
+                word.fetch_or(1 << (self.index % WakeSet::BITS), Ordering::AcqRel);
+            }
+            None => {
+                self.woken.store(true, Ordering::Release);
+                set.overflow.store(true, Ordering::Release);
+            }
+        }
+        set.shared.slot_woken.store(true, Ordering::Release);
+        set.shared.waker.wake();
     }
 }
 
@@ -477,6 +524,9 @@ impl<F: FnMut(&Event)> EventSink for FnSink<F> {
 /// The most start attempts and reaps in one poll before the driver yields to its executor.
 const BUDGET: u32 = 256;
 
+/// How many loop iterations of one poll share one clock reading.
+const CLOCK_EVERY: u32 = 16;
+
 /// One run of a pool: a future resolving to the run's report, or its first error.
 ///
 /// Build it with [`Run::new`].
@@ -497,6 +547,7 @@ where
     timer: Pin<Box<Rt::Timer>>,
     armed: Instant,
     slots: Vec<Slot<L::Running>>,
+    wake: Arc<WakeSet>,
     free: VecDeque<usize>,
     deadlines: VecDeque<(Instant, usize, u64)>,
     ready_check: Pin<Box<Option<CatchPanic<F::Ready>>>>,
@@ -574,6 +625,7 @@ where
             sensors,
             sink,
             slots: Vec::with_capacity(cap),
+            wake: Arc::new(WakeSet::new(cap, handle.shared.clone())),
             free: VecDeque::with_capacity(cap),
             deadlines: VecDeque::with_capacity(cap),
             ready_check: Box::pin(None),
@@ -584,6 +636,7 @@ where
             error: None,
             done: false,
         };
+        run.handle.shared.dirty.store(true, Ordering::Release);
         run.apply_control(now);
         run.publish();
         Ok(run)
@@ -591,6 +644,9 @@ where
 
     fn apply_control(&mut self, now: Instant) {
         let sh = &self.handle.shared;
+        if !sh.dirty.swap(false, Ordering::AcqRel) {
+            return;
+        }
         let paused = sh.paused.load(Ordering::Acquire);
         if paused != self.pool.is_paused() {
             if paused {
@@ -619,15 +675,24 @@ where
     }
 
     fn publish(&self) {
+        // Only the driver writes these, so a load-compare-store skips the shared-cache-line write when nothing
+        // changed, which is most iterations.
         let sh = &self.handle.shared;
         let current = self.pool.current_concurrency();
-        let was = sh.current.swap(current, Ordering::AcqRel);
-        sh.desired
-            .store(self.pool.desired_concurrency(), Ordering::Release);
-        sh.min.store(self.pool.min_concurrency(), Ordering::Release);
-        sh.max.store(self.pool.max_concurrency(), Ordering::Release);
-        if current == 0 && was != 0 {
-            sh.drained.notify(usize::MAX);
+        if sh.current.load(Ordering::Relaxed) != current {
+            sh.current.store(current, Ordering::Release);
+            if current == 0 {
+                sh.drained.notify(usize::MAX);
+            }
+        }
+        for (cell, value) in [
+            (&sh.desired, self.pool.desired_concurrency()),
+            (&sh.min, self.pool.min_concurrency()),
+            (&sh.max, self.pool.max_concurrency()),
+        ] {
+            if cell.load(Ordering::Relaxed) != value {
+                cell.store(value, Ordering::Release);
+            }
         }
     }
 
@@ -723,21 +788,45 @@ where
             return 0;
         }
         let mut finished = 0;
-        for idx in 0..self.slots.len() {
-            let slot = &mut self.slots[idx];
-            if !slot.signal.woken.swap(false, Ordering::AcqRel) {
+        let wake = self.wake.clone();
+        for (w, word) in wake.words.iter().enumerate() {
+            if word.load(Ordering::Relaxed) == 0 {
                 continue;
             }
+            let mut bits = word.swap(0, Ordering::AcqRel);
+            while bits != 0 {
+                let idx = w * WakeSet::BITS + bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                if idx < self.slots.len() && self.poll_slot(idx, now) {
+                    finished += 1;
+                }
+            }
+        }
+        if wake.overflow.swap(false, Ordering::AcqRel) {
+            for idx in wake.capacity()..self.slots.len() {
+                if self.slots[idx].signal.woken.swap(false, Ordering::AcqRel)
+                    && self.poll_slot(idx, now)
+                {
+                    finished += 1;
+                }
+            }
+        }
+        finished
+    }
+
+    /// Polls one slot's task; on completion frees the slot and reports the outcome. Returns whether it ended.
+    fn poll_slot(&mut self, idx: usize, now: Instant) -> bool {
+        {
+            let slot = &mut self.slots[idx];
             let Some(task) = slot.task.as_mut().as_pin_mut() else {
-                continue;
+                return false;
             };
             let Poll::Ready(res) = task.poll(&mut Context::from_waker(&slot.waker)) else {
-                continue;
+                return false;
             };
             slot.task.set(None);
             let (cancelling, timed_out) = (slot.cancelling, slot.timed_out);
             self.free.push_back(idx);
-            finished += 1;
             let (outcome, error) = match res {
                 _ if timed_out => (TaskOutcome::TimedOut, None),
                 _ if cancelling => (TaskOutcome::Cancelled, None),
@@ -747,7 +836,7 @@ where
             };
             self.finish_task(now, outcome, error);
         }
-        finished
+        true
     }
 
     fn launch(&mut self, now: Instant) {
@@ -764,8 +853,9 @@ where
             Some(idx) => idx,
             None => {
                 let signal = Arc::new(SlotSignal {
+                    index: self.slots.len(),
                     woken: AtomicBool::new(false),
-                    shared: self.handle.shared.clone(),
+                    set: self.wake.clone(),
                 });
                 let waker = Waker::from(signal.clone());
                 self.slots.push(Slot {
@@ -784,13 +874,13 @@ where
         slot.generation += 1;
         slot.cancelling = false;
         slot.timed_out = false;
-        // The first poll happens in this same driver poll, so a task that completes at once is reaped at once.
-        slot.signal.woken.store(true, Ordering::Release);
-        self.handle.shared.slot_woken.store(true, Ordering::Release);
         if let Some(timeout) = self.pool.task_timeout() {
             self.deadlines
                 .push_back((now + timeout, idx, slot.generation));
         }
+        // The first poll happens at once, so a task that completes on its first poll is reaped without a
+        // second trip through the driver's loop.
+        self.poll_slot(idx, now);
     }
 
     /// Advances the start path by one step. Returns whether anything changed.
@@ -808,6 +898,28 @@ where
             }
             return true;
         }
+        if self.ready_check.is_none() {
+            if self.asked_ready {
+                return false;
+            }
+            match self.pool.poll_start(now) {
+                Ok(()) => match call_caught(|| self.fns.is_task_ready()) {
+                    Ok(check) => self.ready_check.set(Some(CatchPanic { inner: check })),
+                    Err(p) => {
+                        self.task_fn_failed(now, PoolError::Panicked(p));
+                        return true;
+                    }
+                },
+                // A paused or rate-limited pool with nothing running may still be finished: asking keeps the
+                // pause and the rate cap from stalling the end of a run (Crawlee for Python asks while paused).
+                Err(crate::Refusal::Paused | crate::Refusal::RateLimited { .. }) => {
+                    return self.maybe_check_finished();
+                }
+                Err(_) => return false,
+            }
+        }
+        // The readiness answer is polled in the same step it is asked, so a ready answer starts its task
+        // without another trip through the driver's loop.
         if let Some(check) = self.ready_check.as_mut().as_pin_mut() {
             let Poll::Ready(res) = check.poll(cx) else {
                 return false;
@@ -829,24 +941,7 @@ where
             }
             return true;
         }
-        if self.asked_ready {
-            return false;
-        }
-        match self.pool.poll_start(now) {
-            Ok(()) => {
-                match call_caught(|| self.fns.is_task_ready()) {
-                    Ok(check) => self.ready_check.set(Some(CatchPanic { inner: check })),
-                    Err(p) => self.task_fn_failed(now, PoolError::Panicked(p)),
-                }
-                true
-            }
-            // A paused or rate-limited pool with nothing running may still be finished: asking keeps the
-            // pause and the rate cap from stalling the end of a run (Crawlee for Python asks while paused).
-            Err(crate::Refusal::Paused | crate::Refusal::RateLimited { .. }) => {
-                self.maybe_check_finished()
-            }
-            Err(_) => false,
-        }
+        false
     }
 
     fn maybe_check_finished(&mut self) -> bool {
@@ -925,8 +1020,13 @@ where
         this.asked_ready = false;
         this.asked_finished = false;
         let mut budget = BUDGET;
+        let mut now = this.rt.now();
         loop {
-            let now = this.rt.now();
+            // A clock read costs as much as a short task's whole trip through the pool, so the clock is read
+            // once per poll and again every few iterations; the iterations of one poll span microseconds.
+            if (BUDGET - budget) % CLOCK_EVERY == CLOCK_EVERY - 1 {
+                now = this.rt.now();
+            }
             this.apply_control(now);
             if this.pool.poll_timeout().is_some_and(|t| now >= t) {
                 this.pool.handle_timeout(now);

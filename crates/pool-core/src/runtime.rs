@@ -40,6 +40,15 @@ pub trait Runtime: Clock {
     type Timer: Timer;
     /// A timer armed for `at`.
     fn timer(&self, at: Instant) -> Self::Timer;
+
+    /// Wraps the pool's driver future before it runs; the default returns it as it is.
+    ///
+    /// A runtime with cooperative budgeting (tokio) opts the driver out of it: the driver polls in-place
+    /// tasks itself and bounds its own work per poll, and a budget spent by the driver would make those tasks
+    /// return `Pending` and wake themselves at once, over and over.
+    fn drive<F: Future>(&self, driver: F) -> impl Future<Output = F::Output> {
+        driver
+    }
 }
 
 /// A source of CPU, memory and custom-signal readings, sampled when the machine asks

@@ -78,6 +78,13 @@ impl Runtime for TokioRuntime {
             rt: *self,
         }
     }
+
+    fn drive<F: Future>(&self, driver: F) -> impl Future<Output = F::Output> {
+        // The driver polls in-place tasks itself and yields after a bounded amount of work per poll; under
+        // tokio's cooperative budget those tasks would return `Pending` and wake themselves in a loop once the
+        // driver had spent the budget.
+        tokio::task::unconstrained(driver)
+    }
 }
 
 /// A tokio `JoinHandle` whose panics become [`TaskPanic`]s.
