@@ -104,8 +104,3 @@ pub use time::Instant;
 #[cfg(feature = "tracing")]
 pub use trace::TracingSink;
 
-// The workspace README's example is compiled and run as a doctest, so it cannot rot. `cfg(doctest)` keeps the
-// path outside this crate from mattering to anything but `cargo test --doc` in the workspace.
-#[cfg(all(doctest, feature = "test-util"))]
-#[doc = include_str!("../../../README.md")]
-struct WorkspaceReadme;

@@ -62,3 +62,10 @@ pub type AutoscaledPool<Fns = (), Se = ()> = pool_core::AutoscaledPool<TokioRunt
 
 /// The builder `AutoscaledPool::builder()` returns.
 pub type Builder<R = (), T = (), F = (), Se = ()> = pool_core::Builder<TokioRuntime, R, T, F, Se>;
+
+// The workspace README's examples (the core in virtual time, the tokio quick start) are compiled and run as
+// doctests here, where both `pool-core`'s harness and this crate are in scope, so they cannot rot.
+// `cfg(doctest)` keeps the path outside this crate from mattering to anything but `cargo test --doc`.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+struct WorkspaceReadme;
