@@ -103,4 +103,3 @@ pub use status::{
 pub use time::Instant;
 #[cfg(feature = "tracing")]
 pub use trace::TracingSink;
-
