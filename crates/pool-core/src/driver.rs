@@ -29,7 +29,7 @@ use crate::runtime::{Runtime, Sensors, TaskFns, Timer};
 use crate::scale::ScalingPolicy;
 #[cfg(feature = "std")]
 use crate::status::SystemInfo;
-use crate::sync::{AtomicBool, AtomicUsize, AtomicWaker, Notify, Ordering};
+use crate::sync::{AtomicBool, AtomicUsize, AtomicWaker, Notify, Ordering, raise};
 use crate::time::Instant;
 
 /// A task or task function panicked; the message is what `panic!` was given.
@@ -316,14 +316,14 @@ impl Handle {
     /// Stops new starts; running tasks go on. Takes effect at the driver's next poll, which this triggers.
     pub fn pause(&self) {
         self.shared.paused.store(true, Ordering::Release);
-        self.shared.dirty.store(true, Ordering::Release);
+        raise(&self.shared.dirty);
         self.shared.waker.wake();
     }
 
     /// Lets the pool start tasks again, at once.
     pub fn resume(&self) {
         self.shared.paused.store(false, Ordering::Release);
-        self.shared.dirty.store(true, Ordering::Release);
+        raise(&self.shared.dirty);
         self.shared.waker.wake();
     }
 
@@ -377,7 +377,7 @@ impl Handle {
 
     fn request(&self, slot: &AtomicUsize, n: usize) {
         slot.store(n, Ordering::Release);
-        self.shared.dirty.store(true, Ordering::Release);
+        raise(&self.shared.dirty);
         self.shared.waker.wake();
     }
 
@@ -392,7 +392,7 @@ impl Handle {
             return Err(RunError::NotRunning);
         }
         self.shared.abort.store(true, Ordering::Release);
-        self.shared.dirty.store(true, Ordering::Release);
+        raise(&self.shared.dirty);
         self.shared.waker.wake();
         loop {
             if !self.is_running() {
@@ -470,11 +470,11 @@ impl Wake for SlotSignal {
                 word.fetch_or(1 << (self.index % WakeSet::BITS), Ordering::AcqRel);
             }
             None => {
-                self.woken.store(true, Ordering::Release);
-                set.overflow.store(true, Ordering::Release);
+                raise(&self.woken);
+                raise(&set.overflow);
             }
         }
-        set.shared.slot_woken.store(true, Ordering::Release);
+        raise(&set.shared.slot_woken);
         set.shared.waker.wake();
     }
 }
@@ -636,7 +636,11 @@ where
             error: None,
             done: false,
         };
-        run.handle.shared.dirty.store(true, Ordering::Release);
+        // A read-modify-write, not a store: a store could land after a handle's concurrent request in the
+        // flag's modification order without synchronising with it, so `apply_control` would read this run's own
+        // `true`, see a stale `paused` or setter, and clear the only mark of the request (a pause or resume
+        // lost for the whole run; found by the loom model `task_wakeup_and_handle_controls_are_never_lost`).
+        run.handle.shared.dirty.fetch_or(true, Ordering::AcqRel);
         run.apply_control(now);
         run.publish();
         Ok(run)

@@ -5,11 +5,8 @@
 //! loom models in `tests/loom.rs` explore every interleaving of the handle's requests, the tasks' wakers and
 //! the driver's poll.
 //!
-//! `event-listener` has no loom build. Its queue (behind [`Handle::drained`](crate::Handle::drained) and
-//! [`Handle::abort`](crate::Handle::abort)) stays the real one under loom: it contains no loom yield point,
-//! so each `listen` and `notify` is one indivisible step of the model, and its own internal orderings are
-//! outside the model. The check-then-listen-then-check protocol the driver relies on is inside it, because
-//! the flags checked around the listener (`running`, `current`) are loom atomics.
+//! `event-listener`'s queue (behind [`Handle::drained`](crate::Handle::drained) and
+//! [`Handle::abort`](crate::Handle::abort)) is built on loom by its own `loom` feature under `--cfg loom`.
 
 #[cfg(not(loom))]
 pub(crate) use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -37,4 +34,22 @@ impl AtomicWaker {
     pub(crate) fn wake(&self) {
         self.0.wake();
     }
+}
+
+/// Raises a flag that the driver consumes with `swap(false)`: a task's `slot_woken` and a handle's `dirty`.
+///
+/// A release store is all the real code needs (the consumer's `swap` is a read-modify-write, which always
+/// reads the latest value in the modification order). loom 0.7 gets that rule wrong when the flag is written
+/// by a plain store: it lets the store slip between the read and the write of a concurrent `swap`, so the
+/// `swap` can return `false` even though the store happens-before it (loom issues
+/// [#254](https://github.com/tokio-rs/loom/issues/254) and [#389](https://github.com/tokio-rs/loom/issues/389),
+/// fix in PR #391, unreleased). The models then report a lost wakeup that the C++/Rust memory model forbids.
+/// Under `--cfg loom` the flag is therefore raised with a `swap` of the same ordering, which loom orders
+/// correctly; the real build keeps the cheaper store.
+#[inline]
+pub(crate) fn raise(flag: &AtomicBool) {
+    #[cfg(not(loom))]
+    flag.store(true, Ordering::Release);
+    #[cfg(loom)]
+    flag.swap(true, Ordering::Release);
 }
