@@ -524,6 +524,9 @@ impl<F: FnMut(&Event)> EventSink for FnSink<F> {
 /// The most start attempts and reaps in one poll before the driver yields to its executor.
 const BUDGET: u32 = 256;
 
+/// The most task slots (and wake bits) a run reserves before its first task, whatever the ceiling.
+const PREALLOCATED_SLOTS: usize = 4096;
+
 /// How many loop iterations of one poll share one clock reading.
 const CLOCK_EVERY: u32 = 16;
 
@@ -613,7 +616,10 @@ where
             return Err(PoolError::AlreadyRunning);
         }
         shared.abort.store(false, Ordering::Release);
-        let cap = pool.max_concurrency();
+        // Slots and wake bits are reserved up front for the ceiling, but no further than `PREALLOCATED_SLOTS`:
+        // a valid ceiling may be `usize::MAX`. Slots past it are pushed when first needed and woken through
+        // the wake set's overflow mark.
+        let cap = pool.max_concurrency().min(PREALLOCATED_SLOTS);
         let mut run = Run {
             timer: Box::pin(rt.timer(now)),
             armed: now,

@@ -611,3 +611,19 @@ fn clock_jumps_a_year_mid_run() {
         trace.events().len()
     );
 }
+
+// ----- Extreme settings -----
+
+/// A ceiling of `usize::MAX` is a valid setting: the run must not try to reserve a slot for each.
+#[test]
+fn settings_with_a_ceiling_of_usize_max_run() {
+    let sim = &Sim::new();
+    let mut pool = Pool::new(config(1, 3, usize::MAX)).unwrap();
+    let handle = Handle::new(&pool);
+    let (started, done) = (&Cell::new(0u32), &Cell::new(0u32));
+    let mut fns = steady_tasks!(sim, started, done, 9);
+    let run = Run::new(&mut pool, &handle, &mut fns, sim.runtime(), InPlace, (), ()).unwrap();
+    let report = sim.block_on(run).unwrap().unwrap();
+    assert_eq!((report.started, report.succeeded), (9, 9));
+    assert_eq!(sim.elapsed(), ms(300));
+}

@@ -984,3 +984,305 @@ proptest! {
         run_driver(&sc)?;
     }
 }
+
+// =====================================================================================================
+// Settings from raw values
+// =====================================================================================================
+
+/// A raw float as a settings file or an environment variable might hold it: garbage included.
+fn raw_f64() -> impl Strategy<Value = f64> {
+    prop_oneof![
+        Just(f64::NAN),
+        Just(f64::INFINITY),
+        Just(f64::NEG_INFINITY),
+        Just(0.0),
+        Just(-0.0),
+        Just(1.0),
+        Just(f64::MIN_POSITIVE),
+        Just(f64::MAX),
+        Just(-1.0),
+        0.0..=1.0f64,
+        0.0..=1.0f64,
+        any::<f64>(),
+    ]
+}
+
+/// A raw duration: zero, a nanosecond, everyday values, and `Duration::MAX`-sized ones.
+fn raw_duration() -> impl Strategy<Value = Duration> {
+    prop_oneof![
+        Just(Duration::ZERO),
+        Just(Duration::from_nanos(1)),
+        Just(Duration::MAX),
+        Just(Duration::from_secs(u64::MAX / 2)),
+        (0u64..100_000_000_000).prop_map(Duration::from_nanos),
+        (0u64..100_000_000_000).prop_map(Duration::from_nanos),
+        (any::<u64>(), 0u32..1_000_000_000).prop_map(|(s, n)| Duration::new(s, n)),
+    ]
+}
+
+fn raw_usize() -> impl Strategy<Value = usize> {
+    prop_oneof![
+        Just(0usize),
+        Just(1),
+        Just(usize::MAX),
+        Just(usize::MAX / 2),
+        0usize..300,
+        0usize..300,
+        any::<usize>(),
+    ]
+}
+
+fn raw_u64() -> impl Strategy<Value = u64> {
+    prop_oneof![Just(0u64), Just(u64::MAX), 0u64..10_000, any::<u64>()]
+}
+
+fn raw_u32() -> impl Strategy<Value = u32> {
+    prop_oneof![Just(0u32), Just(u32::MAX), 0u32..1_000, any::<u32>()]
+}
+
+/// Every field of [`PoolConfig`] from raw values.
+fn raw_config() -> impl Strategy<Value = PoolConfig> {
+    let concurrency = (
+        raw_usize(),
+        raw_usize(),
+        raw_usize(),
+        proptest::option::of(raw_u32()),
+    )
+        .prop_map(|(min, max, desired, rate)| {
+            ConcurrencySettings::default()
+                .with_min(min)
+                .with_max(max)
+                .with_desired(desired)
+                .with_max_tasks_per_minute(rate)
+        });
+    let scaling = (
+        raw_duration(),
+        raw_f64(),
+        raw_f64(),
+        raw_f64(),
+        proptest::option::of(raw_duration()),
+    );
+    let status = (
+        raw_duration(),
+        raw_duration(),
+        [raw_f64(), raw_f64(), raw_f64(), raw_f64()],
+    );
+    let snapshot = (
+        [raw_f64(), raw_f64(), raw_f64()],
+        prop_oneof![
+            raw_u64().prop_map(MemoryBudget::Fixed),
+            raw_f64().prop_map(MemoryBudget::Ratio)
+        ],
+        [
+            raw_duration(),
+            raw_duration(),
+            raw_duration(),
+            raw_duration(),
+            raw_duration(),
+        ],
+        raw_u32(),
+    );
+    let rest = (
+        proptest::option::of(raw_duration()),
+        prop_oneof![Just(TimeoutPolicy::Report), Just(TimeoutPolicy::FailPool)],
+    );
+    (concurrency, scaling, status, snapshot, rest).prop_map(
+        |(concurrency, sc, st, sn, (task_timeout, timeout_policy))| {
+            let mut c = PoolConfig::default();
+            c.concurrency = concurrency;
+            c.scaling.autoscale_interval = sc.0;
+            c.scaling.desired_concurrency_ratio = sc.1;
+            c.scaling.scale_up_step_ratio = sc.2;
+            c.scaling.scale_down_step_ratio = sc.3;
+            c.scaling.status_log_interval = sc.4;
+            c.status.current_window = st.0;
+            c.status.history = st.1;
+            c.status.cpu_overload_threshold = st.2[0];
+            c.status.memory_overload_threshold = st.2[1];
+            c.status.event_loop_overload_threshold = st.2[2];
+            c.status.client_overload_threshold = st.2[3];
+            c.snapshot.max_used_cpu_ratio = sn.0[0];
+            c.snapshot.max_used_memory_ratio = sn.0[1];
+            c.snapshot.system_wide_memory_ratio = sn.0[2];
+            c.snapshot.memory_budget = sn.1;
+            c.snapshot.max_event_loop_delay = sn.2[0];
+            c.snapshot.event_loop_probe_interval = sn.2[1];
+            c.snapshot.client_probe_interval = sn.2[2];
+            c.snapshot.sensor_interval = sn.2[3];
+            c.snapshot.memory_warning_cooldown = sn.2[4];
+            c.snapshot.max_client_errors = sn.3;
+            c.task_timeout = task_timeout;
+            c.timeout_policy = timeout_policy;
+            c
+        },
+    )
+}
+
+/// `raw` where `mask` has a bit set for the field, the default elsewhere: mostly valid configurations with
+/// a few raw fields, so accepted ones are common enough to run.
+fn blend(raw: PoolConfig, mask: u32) -> PoolConfig {
+    let d = PoolConfig::default();
+    let mut bit = 0;
+    let mut pick = |_: ()| {
+        bit += 1;
+        mask & (1 << (bit - 1)) != 0
+    };
+    let mut c = d;
+    macro_rules! field {
+        ($($f:tt).+) => {
+            if pick(()) {
+                c.$($f).+ = raw.$($f).+;
+            }
+        };
+    }
+    field!(concurrency.min_concurrency);
+    field!(concurrency.max_concurrency);
+    field!(concurrency.desired_concurrency);
+    field!(concurrency.max_tasks_per_minute);
+    field!(scaling.autoscale_interval);
+    field!(scaling.desired_concurrency_ratio);
+    field!(scaling.scale_up_step_ratio);
+    field!(scaling.scale_down_step_ratio);
+    field!(scaling.status_log_interval);
+    field!(status.current_window);
+    field!(status.history);
+    field!(status.cpu_overload_threshold);
+    field!(status.memory_overload_threshold);
+    field!(status.event_loop_overload_threshold);
+    field!(status.client_overload_threshold);
+    field!(snapshot.max_used_cpu_ratio);
+    field!(snapshot.max_used_memory_ratio);
+    field!(snapshot.system_wide_memory_ratio);
+    field!(snapshot.memory_budget);
+    field!(snapshot.max_event_loop_delay);
+    field!(snapshot.event_loop_probe_interval);
+    field!(snapshot.client_probe_interval);
+    field!(snapshot.sensor_interval);
+    field!(snapshot.memory_warning_cooldown);
+    field!(snapshot.max_client_errors);
+    field!(task_timeout);
+    field!(timeout_policy);
+    c
+}
+
+/// A short run of the machine under `config`: starts until refused, ticks at every deadline (and jumps
+/// past it), garbage and extreme readings, task ends of every kind, setters at the extremes, an abort.
+fn short_machine_run(config: PoolConfig, steps: &[(u8, u64)]) {
+    let mut pool = Pool::new(config).unwrap();
+    let mut now = Instant::from_secs(1);
+    pool.start_run(now).unwrap();
+    let mut running = 0usize;
+    for &(op, x) in steps {
+        match op % 8 {
+            0 => {
+                if pool.poll_start(now).is_ok() && pool.handle_task_started(now).is_ok() {
+                    running += 1;
+                }
+            }
+            1 if running > 0 => {
+                running -= 1;
+                let outcome = [
+                    TaskOutcome::Succeeded,
+                    TaskOutcome::Failed,
+                    TaskOutcome::TimedOut,
+                    TaskOutcome::Cancelled,
+                ][(x % 4) as usize];
+                pool.handle_task_finished(now, outcome);
+            }
+            2 => {
+                now = pool
+                    .poll_timeout()
+                    .unwrap_or(now)
+                    .max(now)
+                    .saturating_add(Duration::from_nanos(x % 3_000_000_000));
+                pool.handle_timeout(now);
+                while pool.poll_action().is_some() {}
+            }
+            3 => {
+                let ratio = [f64::NAN, -1.0, 0.5, 2.0, f64::INFINITY][(x % 5) as usize];
+                let _ = pool.handle_cpu(
+                    now,
+                    CpuReading {
+                        at: now.saturating_sub(Duration::from_nanos(x)),
+                        used_ratio: ratio,
+                    },
+                );
+            }
+            4 => {
+                let _ = pool.handle_memory(
+                    now,
+                    MemoryReading {
+                        at: now,
+                        used_bytes: x,
+                        total_bytes: [0, 1, u64::MAX][(x % 3) as usize],
+                        system_used_bytes: Some(x),
+                    },
+                );
+                pool.handle_client_errors(x);
+            }
+            5 => {
+                let n = [1, 2, usize::MAX, (x % 1000) as usize][(x % 4) as usize];
+                let _ = pool.set_desired_concurrency(now, n);
+                let _ = pool.set_max_concurrency(now, n);
+                let _ = pool.set_min_concurrency(now, n);
+            }
+            6 => {
+                now = now.saturating_add(Duration::from_secs(x));
+                pool.handle_timeout(now);
+                pool.handle_no_task_ready(now);
+            }
+            _ => {
+                if x % 16 == 0 {
+                    let _ = pool.abort();
+                }
+            }
+        }
+        while pool.poll_event().is_some() {}
+    }
+    let _ = pool.abort();
+    while running > 0 {
+        running -= 1;
+        pool.handle_task_finished(now, TaskOutcome::Cancelled);
+    }
+    let _ = pool.end_run(now);
+}
+
+proptest! {
+    #![proptest_config(cases(3_000))]
+
+    /// Every raw settings value gives `Ok` or a typed error with a readable message, never a panic; and a
+    /// configuration that is accepted runs the machine without a panic.
+    #[test]
+    fn settings_raw_values_are_ok_or_typed_errors(
+        raw in raw_config(),
+        // All raw, or each field raw with probability 1/2, 1/8 or 1/32.
+        mask in prop_oneof![
+            Just(u32::MAX),
+            any::<u32>(),
+            (any::<u32>(), any::<u32>(), any::<u32>()).prop_map(|(a, b, c)| a & b & c),
+            (any::<u32>(), any::<u32>(), any::<u32>(), any::<u32>(), any::<u32>())
+                .prop_map(|(a, b, c, d, e)| a & b & c & d & e),
+        ],
+        steps in proptest::collection::vec((any::<u8>(), raw_u64()), 0..40),
+    ) {
+        let config = blend(raw, mask);
+        let validated = std::panic::catch_unwind(|| config.validate());
+        prop_assert!(validated.is_ok(), "validate panicked on {:?}", config);
+        let validated = validated.unwrap();
+        match Pool::new(config) {
+            Ok(_) => prop_assert!(validated.is_ok()),
+            Err(e) => {
+                // `Pool::new` reports the error `validate` found (compared as text: ratios may be NaN).
+                prop_assert_eq!(validated.map_err(|e| e.to_string()), Err(e.to_string()));
+                let text = e.to_string();
+                let first = text.chars().next().unwrap_or(' ');
+                prop_assert!(first.is_alphabetic(), "message {:?}", text);
+                prop_assert!(text.len() > 15 && !text.ends_with(char::is_whitespace), "message {:?}", text);
+            }
+        }
+        if validated.is_ok() {
+            let run = std::panic::catch_unwind(|| short_machine_run(config, &steps));
+            prop_assert!(run.is_ok(), "the machine panicked under {:?} with {:?}", config, steps);
+        }
+    }
+}
