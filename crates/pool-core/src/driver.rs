@@ -200,9 +200,14 @@ where
 #[derive(Debug)]
 struct Shared {
     waker: AtomicWaker,
-    running: AtomicBool,
+    /// The active run's number, or 0 when none is active. Numbering runs lets an abort name the run it is
+    /// meant for, so it can never be lost in a race with a run's start nor leak into the next run.
+    running: AtomicUsize,
+    /// Run numbers handed out so far.
+    runs: AtomicUsize,
     paused: AtomicBool,
-    abort: AtomicBool,
+    /// The number of the run an abort was requested for (0: none).
+    abort: AtomicUsize,
     slot_woken: AtomicBool,
     /// Set by every handle request (pause, resume, setters, abort), so the driver's per-iteration check is
     /// one load when nothing changed.
@@ -234,9 +239,10 @@ impl Handle {
     pub fn new<P: ScalingPolicy>(pool: &Pool<P>) -> Self {
         let shared = Shared {
             waker: AtomicWaker::new(),
-            running: AtomicBool::new(false),
+            running: AtomicUsize::new(0),
+            runs: AtomicUsize::new(0),
             paused: AtomicBool::new(pool.is_paused()),
-            abort: AtomicBool::new(false),
+            abort: AtomicUsize::new(0),
             slot_woken: AtomicBool::new(false),
             dirty: AtomicBool::new(true),
             set_min: AtomicUsize::new(0),
@@ -274,7 +280,7 @@ impl Handle {
     }
     /// Whether a run is active.
     pub fn is_running(&self) -> bool {
-        self.shared.running.load(Ordering::Acquire)
+        self.shared.running.load(Ordering::Acquire) != 0
     }
     /// Whether the pool is paused.
     pub fn is_paused(&self) -> bool {
@@ -388,18 +394,22 @@ impl Handle {
     ///
     /// [`RunError::NotRunning`] when no run is active.
     pub async fn abort(&self) -> Result<(), RunError> {
-        if !self.is_running() {
+        // One load both checks that a run is active and names it.
+        let run = self.shared.running.load(Ordering::Acquire);
+        if run == 0 {
             return Err(RunError::NotRunning);
         }
-        self.shared.abort.store(true, Ordering::Release);
+        self.shared.abort.store(run, Ordering::Release);
         raise(&self.shared.dirty);
         self.shared.waker.wake();
+        // Wait for *that* run to end; a run started after it is not this abort's business.
+        let ended = || self.shared.running.load(Ordering::Acquire) != run;
         loop {
-            if !self.is_running() {
+            if ended() {
                 return Ok(());
             }
             let listener = self.shared.ended.listen();
-            if !self.is_running() {
+            if ended() {
                 return Ok(());
             }
             listener.await;
@@ -558,6 +568,7 @@ where
     asked_ready: bool,
     asked_finished: bool,
     cancelled_all: bool,
+    number: usize,
     error: Option<PoolError<F::Error>>,
     done: bool,
 }
@@ -603,19 +614,24 @@ where
         sink: O,
     ) -> Result<Self, PoolError<F::Error>> {
         let shared = &handle.shared;
+        // Run numbers start at 1 (0 means "none") and skip 0 if they ever wrap.
+        let number = shared
+            .runs
+            .fetch_add(1, Ordering::AcqRel)
+            .wrapping_add(1)
+            .max(1);
         if shared
             .running
-            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+            .compare_exchange(0, number, Ordering::AcqRel, Ordering::Acquire)
             .is_err()
         {
             return Err(PoolError::AlreadyRunning);
         }
         let now = rt.now();
         if pool.start_run(now).is_err() {
-            shared.running.store(false, Ordering::Release);
+            shared.running.store(0, Ordering::Release);
             return Err(PoolError::AlreadyRunning);
         }
-        shared.abort.store(false, Ordering::Release);
         // Slots and wake bits are reserved up front for the ceiling, but no further than `PREALLOCATED_SLOTS`:
         // a valid ceiling may be `usize::MAX`. Slots past it are pushed when first needed and woken through
         // the wake set's overflow mark.
@@ -639,6 +655,7 @@ where
             asked_ready: false,
             asked_finished: false,
             cancelled_all: false,
+            number,
             error: None,
             done: false,
         };
@@ -679,7 +696,7 @@ where
         if desired != 0 {
             let _ = self.pool.set_desired_concurrency(now, desired);
         }
-        if sh.abort.load(Ordering::Acquire) && !self.pool.is_aborted() {
+        if sh.abort.load(Ordering::Acquire) == self.number && !self.pool.is_aborted() {
             let _ = self.pool.abort();
         }
     }
@@ -983,8 +1000,7 @@ where
         self.flush_events();
         self.publish();
         let sh = &self.handle.shared;
-        sh.abort.store(false, Ordering::Release);
-        sh.running.store(false, Ordering::Release);
+        sh.running.store(0, Ordering::Release);
         sh.drained.notify(usize::MAX);
         sh.ended.notify(usize::MAX);
         Poll::Ready(match (self.error.take(), report) {
@@ -1110,8 +1126,7 @@ where
             let _ = self.pool.end_run(now);
             let sh = &self.handle.shared;
             sh.current.store(0, Ordering::Release);
-            sh.abort.store(false, Ordering::Release);
-            sh.running.store(false, Ordering::Release);
+            sh.running.store(0, Ordering::Release);
             sh.drained.notify(usize::MAX);
             sh.ended.notify(usize::MAX);
         }
