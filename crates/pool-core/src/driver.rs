@@ -537,6 +537,20 @@ const BUDGET: u32 = 256;
 /// The most task slots (and wake bits) a run reserves before its first task, whatever the ceiling.
 const PREALLOCATED_SLOTS: usize = 4096;
 
+/// The most tasks started back to back in one step of the driver's loop.
+const START_BATCH: u32 = 32;
+
+/// What one step of the start path did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Step {
+    /// A task started; another may follow at once.
+    Launched,
+    /// Something else changed (an answer, an error, a finish check); the loop should go round.
+    Changed,
+    /// Nothing to do until a wake.
+    Idle,
+}
+
 /// How many loop iterations of one poll share one clock reading.
 const CLOCK_EVERY: u32 = 16;
 
@@ -671,7 +685,7 @@ where
 
     fn apply_control(&mut self, now: Instant) {
         let sh = &self.handle.shared;
-        if !sh.dirty.swap(false, Ordering::AcqRel) {
+        if !sh.dirty.load(Ordering::Relaxed) || !sh.dirty.swap(false, Ordering::AcqRel) {
             return;
         }
         let paused = sh.paused.load(Ordering::Acquire);
@@ -811,7 +825,10 @@ where
 
     /// Polls the slots whose wakers fired. Returns how many tasks finished.
     fn reap(&mut self, now: Instant) -> usize {
-        if !self.handle.shared.slot_woken.swap(false, Ordering::AcqRel) {
+        // A plain load first: most iterations find nothing woken, and a swap is a locked write.
+        if !self.handle.shared.slot_woken.load(Ordering::Relaxed)
+            || !self.handle.shared.slot_woken.swap(false, Ordering::AcqRel)
+        {
             return 0;
         }
         let mut finished = 0;
@@ -911,10 +928,26 @@ where
     }
 
     /// Advances the start path by one step. Returns whether anything changed.
+    /// Runs the start path: up to [`START_BATCH`] starts in a row while readiness answers at once, so a
+    /// stream of short tasks pays the loop's bookkeeping (ticks, reaping, events, counters) once per batch
+    /// rather than once per task. Returns whether anything changed.
     fn step_start(&mut self, cx: &mut Context<'_>, now: Instant) -> bool {
+        let mut progress = false;
+        for _ in 0..START_BATCH {
+            match self.start_once(cx, now) {
+                Step::Launched => progress = true,
+                Step::Changed => return true,
+                Step::Idle => return progress,
+            }
+        }
+        progress
+    }
+
+    /// One step of the start path.
+    fn start_once(&mut self, cx: &mut Context<'_>, now: Instant) -> Step {
         if let Some(check) = self.finished_check.as_mut().as_pin_mut() {
             let Poll::Ready(res) = check.poll(cx) else {
-                return false;
+                return Step::Idle;
             };
             self.finished_check.set(None);
             match res {
@@ -923,39 +956,44 @@ where
                 Ok(Err(e)) => self.task_fn_failed(now, PoolError::Task(e)),
                 Err(p) => self.task_fn_failed(now, PoolError::Panicked(p)),
             }
-            return true;
+            return Step::Changed;
         }
         if self.ready_check.is_none() {
             if self.asked_ready {
-                return false;
+                return Step::Idle;
             }
             match self.pool.poll_start(now) {
                 Ok(()) => match call_caught(|| self.fns.is_task_ready()) {
                     Ok(check) => self.ready_check.set(Some(CatchPanic { inner: check })),
                     Err(p) => {
                         self.task_fn_failed(now, PoolError::Panicked(p));
-                        return true;
+                        return Step::Changed;
                     }
                 },
                 // A paused or rate-limited pool with nothing running may still be finished: asking keeps the
                 // pause and the rate cap from stalling the end of a run (Crawlee for Python asks while paused).
                 Err(crate::Refusal::Paused | crate::Refusal::RateLimited { .. }) => {
-                    return self.maybe_check_finished();
+                    return if self.maybe_check_finished() {
+                        Step::Changed
+                    } else {
+                        Step::Idle
+                    };
                 }
-                Err(_) => return false,
+                Err(_) => return Step::Idle,
             }
         }
         // The readiness answer is polled in the same step it is asked, so a ready answer starts its task
         // without another trip through the driver's loop.
         if let Some(check) = self.ready_check.as_mut().as_pin_mut() {
             let Poll::Ready(res) = check.poll(cx) else {
-                return false;
+                return Step::Idle;
             };
             self.ready_check.set(None);
             match res {
                 Ok(Ok(true)) => {
                     if self.pool.handle_task_started(now).is_ok() {
                         self.launch(now);
+                        return Step::Launched;
                     }
                 }
                 Ok(Ok(false)) => {
@@ -966,9 +1004,9 @@ where
                 Ok(Err(e)) => self.task_fn_failed(now, PoolError::Task(e)),
                 Err(p) => self.task_fn_failed(now, PoolError::Panicked(p)),
             }
-            return true;
+            return Step::Changed;
         }
-        false
+        Step::Idle
     }
 
     fn maybe_check_finished(&mut self) -> bool {

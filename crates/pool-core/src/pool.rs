@@ -352,6 +352,11 @@ pub struct Pool<P: ScalingPolicy = CrawleePolicy> {
     last_memory_warning: Option<Instant>,
     last_refusal: Option<Refusal>,
     last_reported: Option<Refusal>,
+    /// Counts every input and command, so `handle_task_started` can tell that nothing happened since
+    /// `poll_start` admitted.
+    changes: u64,
+    /// The `changes` count and instant of the last admission.
+    admitted: Option<(u64, Instant)>,
     overload_cache: Option<(Instant, SignalSet)>,
     /// The latest CPU and memory readings over their overload lines, for the policy.
     loads: (Option<f64>, Option<f64>),
@@ -400,6 +405,8 @@ impl<P: ScalingPolicy> Pool<P> {
             last_memory_warning: None,
             last_refusal: None,
             last_reported: None,
+            changes: 0,
+            admitted: None,
             overload_cache: None,
             loads: (None, None),
             events: heapless::Deque::new(),
@@ -499,6 +506,7 @@ impl<P: ScalingPolicy> Pool<P> {
         name: &'static str,
         overload_threshold: f64,
     ) -> Result<SignalId, SignalError> {
+        self.changes = self.changes.wrapping_add(1);
         self.signals.add_custom(name, overload_threshold)
     }
 
@@ -515,6 +523,7 @@ impl<P: ScalingPolicy> Pool<P> {
     ///
     /// [`RunError::AlreadyRunning`] if a run is active.
     pub fn start_run(&mut self, now: Instant) -> Result<(), RunError> {
+        self.changes = self.changes.wrapping_add(1);
         if self.state != RunState::Idle {
             return Err(RunError::AlreadyRunning);
         }
@@ -552,6 +561,7 @@ impl<P: ScalingPolicy> Pool<P> {
     ///
     /// [`RunError::NotRunning`] with no active run; [`RunError::TasksInFlight`] while tasks still run.
     pub fn end_run(&mut self, now: Instant) -> Result<RunReport, RunError> {
+        self.changes = self.changes.wrapping_add(1);
         if self.state == RunState::Idle {
             return Err(RunError::NotRunning);
         }
@@ -568,11 +578,13 @@ impl<P: ScalingPolicy> Pool<P> {
     /// Stops new starts until [`Pool::resume`]. Running tasks go on; the autoscaler keeps ticking, and
     /// `is_finished` is still asked, so a paused pool can still finish.
     pub fn pause(&mut self) {
+        self.changes = self.changes.wrapping_add(1);
         self.paused = true;
     }
 
     /// Lets the pool start tasks again.
     pub fn resume(&mut self) {
+        self.changes = self.changes.wrapping_add(1);
         self.paused = false;
     }
 
@@ -583,6 +595,7 @@ impl<P: ScalingPolicy> Pool<P> {
     ///
     /// [`RunError::NotRunning`] with no active run.
     pub fn abort(&mut self) -> Result<(), RunError> {
+        self.changes = self.changes.wrapping_add(1);
         match self.state {
             RunState::Idle => Err(RunError::NotRunning),
             RunState::Draining(Refusal::Aborted) => Ok(()),
@@ -600,6 +613,7 @@ impl<P: ScalingPolicy> Pool<P> {
     ///
     /// [`ConfigError::MinTooSmall`] for 0.
     pub fn set_desired_concurrency(&mut self, now: Instant, n: usize) -> Result<(), ConfigError> {
+        self.changes = self.changes.wrapping_add(1);
         if n < 1 {
             return Err(ConfigError::MinTooSmall);
         }
@@ -614,6 +628,7 @@ impl<P: ScalingPolicy> Pool<P> {
     /// [`ConfigError::MinTooSmall`] for 0; [`ConfigError::MinAboveMax`] above the current maximum (the
     /// ceiling is the safety bound, so it is never raised implicitly).
     pub fn set_min_concurrency(&mut self, now: Instant, n: usize) -> Result<(), ConfigError> {
+        self.changes = self.changes.wrapping_add(1);
         if n < 1 {
             return Err(ConfigError::MinTooSmall);
         }
@@ -635,6 +650,7 @@ impl<P: ScalingPolicy> Pool<P> {
     ///
     /// [`ConfigError::MinTooSmall`] for 0.
     pub fn set_max_concurrency(&mut self, now: Instant, n: usize) -> Result<(), ConfigError> {
+        self.changes = self.changes.wrapping_add(1);
         if n < 1 {
             return Err(ConfigError::MinTooSmall);
         }
@@ -830,6 +846,9 @@ impl<P: ScalingPolicy> Pool<P> {
             // rate-limit instant would make a driver wake itself in a loop).
             Ok(()) => self.last_refusal = None,
         }
+        if res.is_ok() {
+            self.admitted = Some((self.changes, now));
+        }
         res
     }
 
@@ -885,7 +904,12 @@ impl<P: ScalingPolicy> Pool<P> {
     ///
     /// The [`Refusal`] if the gate closed meanwhile; the task must not start.
     pub fn handle_task_started(&mut self, now: Instant) -> Result<(), Refusal> {
-        self.poll_start(now)?;
+        // When nothing reached the machine since `poll_start` admitted at this same instant, the gate's answer
+        // cannot have changed, and the second check is skipped: it is half the cost of a short task's start.
+        if self.admitted != Some((self.changes, now)) {
+            self.poll_start(now)?;
+        }
+        self.admitted = None;
         self.current += 1;
         self.report.started += 1;
         self.report.peak_concurrency = self.report.peak_concurrency.max(self.current);
@@ -1009,6 +1033,7 @@ impl<P: ScalingPolicy> Pool<P> {
     // ----- Internals -----
 
     fn observe(&mut self, now: Instant) {
+        self.changes = self.changes.wrapping_add(1);
         // Clocks are monotonic by contract; a driver that breaks it gets a debug panic, never a release one.
         debug_assert!(
             now >= self.last_now,
