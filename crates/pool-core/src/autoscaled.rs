@@ -13,6 +13,7 @@ use core::task::{Context, Poll};
 use core::time::Duration;
 use std::sync::Mutex;
 
+use crate::adaptive::AdaptivePolicy;
 use crate::config::{
     ConcurrencySettings, ConfigError, PoolConfig, ScalingSettings, SnapshotSettings, StatusSettings,
 };
@@ -24,6 +25,9 @@ use crate::runtime::{FnTasks, Runtime, Sensors, TaskFns, Timer};
 use crate::scale::{CrawleePolicy, ScalingPolicy};
 use crate::status::SystemInfo;
 use crate::time::Instant;
+
+/// The autoscale tick [`AdaptivePolicy`] is tuned for, and so the builder's default.
+const ADAPTIVE_TICK: Duration = Duration::from_secs(1);
 
 /// A scaling policy chosen at run time.
 pub type BoxPolicy = Box<dyn ScalingPolicy + Send>;
@@ -170,11 +174,17 @@ impl<Rt, R, T, F, Se> fmt::Debug for Builder<Rt, R, T, F, Se> {
 
 impl<Rt, Se> Builder<Rt, (), (), (), Se> {
     /// A builder on `runtime` with `sensors` and default settings; adapters call this.
+    ///
+    /// The default policy is [`AdaptivePolicy`] with a 1 s autoscale tick, the policy that won the simulator
+    /// suite (`docs/algorithm.md`); [`Builder::crawlee_parity`] selects Crawlee's controller and its 10 s tick
+    /// instead.
     pub fn new(runtime: Rt, sensors: Se) -> Self {
+        let mut config = PoolConfig::default();
+        config.scaling.autoscale_interval = ADAPTIVE_TICK;
         Builder {
             runtime,
-            config: PoolConfig::default(),
-            policy: Box::new(CrawleePolicy),
+            config,
+            policy: Box::new(AdaptivePolicy::default()),
             sensors,
             #[cfg(feature = "tracing")]
             sink: Box::new(crate::trace::TracingSink),
@@ -225,10 +235,19 @@ impl<Rt, R, T, F, Se> Builder<Rt, R, T, F, Se> {
         self.config.task_timeout = timeout;
         self
     }
-    /// The scaling policy (Crawlee's by default).
+    /// The scaling policy ([`AdaptivePolicy`] by default). The autoscale tick is set separately, with
+    /// [`Builder::scaling_settings`].
     #[must_use]
     pub fn policy(mut self, policy: impl ScalingPolicy + Send + 'static) -> Self {
         self.policy = Box::new(policy);
+        self
+    }
+    /// Crawlee's behaviour, exactly: [`CrawleePolicy`] with Crawlee's scaling settings (a 10 s tick, steps of
+    /// 5 %). Call it before any other scaling setting you want to keep.
+    #[must_use]
+    pub fn crawlee_parity(mut self) -> Self {
+        self.policy = Box::new(CrawleePolicy);
+        self.config.scaling = ScalingSettings::default();
         self
     }
     /// Where events go (decisions, refusals, status records).
