@@ -10,84 +10,19 @@ use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::Duration;
 
+mod common;
+
+use common::{
+    Boom, Counters, DropCount, Gauge, at_ms, bump, config, ms, queue_tasks, queue_tasks_with, secs,
+    start_run, start_spawned, until,
+};
 use futures_lite::future::{poll_once, zip};
 use pool_core::testing::{ScriptedSensors, Sim, Trace};
 use pool_core::{
     ConcurrencySettings, ConfigError, Event, Handle, InPlace, Instant, Pool, PoolConfig, PoolError,
-    Refusal, Run, RunError, RunReport, ScaleReason, SignalId, TaskPanic, TimeoutPolicy, task_fns,
+    Refusal, Run, RunError, RunReport, ScaleReason, SignalId, TaskFns, TaskPanic, TimeoutPolicy,
+    task_fns,
 };
-
-// ----- Helpers -----
-
-fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
-}
-
-fn secs(n: u64) -> Duration {
-    Duration::from_secs(n)
-}
-
-fn at_ms(n: u64) -> Instant {
-    Instant::from_millis(n)
-}
-
-fn config(min: usize, desired: usize, max: usize) -> PoolConfig {
-    let mut c = PoolConfig::default();
-    c.concurrency = ConcurrencySettings::default()
-        .with_min(min)
-        .with_desired(desired)
-        .with_max(max);
-    c
-}
-
-/// Sleeps until virtual instant `t` (returns at once if it has passed).
-async fn until(sim: &Sim, t: Instant) {
-    sim.sleep(t.saturating_duration_since(sim.now())).await;
-}
-
-/// The user error type used throughout: it must come out of the run unchanged.
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct Boom(&'static str);
-
-impl std::fmt::Display for Boom {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.0)
-    }
-}
-
-/// Tasks running now, as the tasks themselves count them, and the most seen at once.
-#[derive(Debug, Default)]
-struct Gauge {
-    running: Cell<usize>,
-    peak: Cell<usize>,
-}
-
-impl Gauge {
-    fn enter(&self) {
-        let n = self.running.get() + 1;
-        self.running.set(n);
-        self.peak.set(self.peak.get().max(n));
-    }
-    fn exit(&self) {
-        self.running.set(self.running.get() - 1);
-    }
-}
-
-fn bump(c: &Cell<u32>) -> u32 {
-    let n = c.get() + 1;
-    c.set(n);
-    n
-}
-
-/// Counts drops, to see that cancelled task futures are really dropped.
-#[derive(Debug)]
-struct DropCount<'a>(&'a Cell<u32>);
-
-impl Drop for DropCount<'_> {
-    fn drop(&mut self) {
-        bump(self.0);
-    }
-}
 
 // ----- Crawlee for Python: test_autoscaled_pool.py and its additions -----
 
@@ -120,7 +55,7 @@ fn py_runs_concurrently() {
             async move { Ok(finished) }
         },
     );
-    let run = Run::new(&mut pool, &handle, &mut fns, sim.runtime(), InPlace, (), ()).unwrap();
+    let run = start_run(&mut pool, &handle, &mut fns, sim, (), ());
     let report = sim.block_on(run).unwrap().unwrap();
     assert_eq!(gauge.peak.get(), 10);
     assert_eq!(report.peak_concurrency, 10);
@@ -154,7 +89,7 @@ fn py_abort_works() {
             async { Ok(false) }
         },
     );
-    let run = Run::new(&mut pool, &handle, &mut fns, sim.runtime(), InPlace, (), ()).unwrap();
+    let run = start_run(&mut pool, &handle, &mut fns, sim, (), ());
     let ctl = async {
         sim.sleep(ms(100)).await;
         assert_eq!(handle.current_concurrency(), 10);
@@ -212,7 +147,7 @@ fn py_propagates_exceptions() {
             async move { Ok(finished) }
         },
     );
-    let run = Run::new(&mut pool, &handle, &mut fns, sim.runtime(), InPlace, (), ()).unwrap();
+    let run = start_run(&mut pool, &handle, &mut fns, sim, (), ());
     let res = sim.block_on(run).unwrap();
     assert_eq!(res, Err(PoolError::Task(Boom("Scheduled crash"))));
     assert!(done.get() < 20);
@@ -252,7 +187,7 @@ fn py_propagates_exceptions_after_finished() {
             async move { Ok(finished) }
         },
     );
-    let run = Run::new(&mut pool, &handle, &mut fns, sim.runtime(), InPlace, (), ()).unwrap();
+    let run = start_run(&mut pool, &handle, &mut fns, sim, (), ());
     let res = sim.block_on(run).unwrap();
     assert_eq!(res, Err(PoolError::Task(Boom("Scheduled crash"))));
     assert_eq!(finished_calls.get(), 0);
@@ -287,7 +222,7 @@ fn py_propagates_timeout_error_from_task_function() {
             async move { Ok(finished) }
         },
     );
-    let run = Run::new(&mut pool, &handle, &mut fns, sim.runtime(), InPlace, (), ()).unwrap();
+    let run = start_run(&mut pool, &handle, &mut fns, sim, (), ());
     match sim.block_on(run).unwrap() {
         Err(PoolError::Task(FetchError::Timeout(msg))) => {
             assert!(
@@ -330,16 +265,7 @@ fn py_autoscales() {
         || async { Ok(true) },
         || async { Ok(false) },
     );
-    let run = Run::new(
-        &mut pool,
-        &handle,
-        &mut fns,
-        sim.runtime(),
-        InPlace,
-        sensors,
-        trace.clone(),
-    )
-    .unwrap();
+    let run = start_run(&mut pool, &handle, &mut fns, sim, sensors, trace.clone());
     let ctl = async {
         until(sim, at_ms(150)).await;
         assert!(handle.desired_concurrency() > 1);
@@ -401,16 +327,7 @@ fn py_autoscales_uses_desired_concurrency_ratio() {
         },
         || async { Ok(false) },
     );
-    let run = Run::new(
-        &mut pool,
-        &handle,
-        &mut fns,
-        sim.runtime(),
-        InPlace,
-        (),
-        trace.clone(),
-    )
-    .unwrap();
+    let run = start_run(&mut pool, &handle, &mut fns, sim, (), trace.clone());
     let ctl = async {
         for _ in 0..5 {
             sim.sleep(ms(100)).await;
@@ -462,7 +379,7 @@ fn py_max_tasks_per_minute_works() {
         || async { Ok(true) },
         || async { Ok(false) },
     );
-    let run = Run::new(&mut pool, &handle, &mut fns, sim.runtime(), InPlace, (), ()).unwrap();
+    let run = start_run(&mut pool, &handle, &mut fns, sim, (), ());
     let ctl = async {
         until(sim, at_ms(499)).await;
         assert_eq!(done.get(), 1);
@@ -506,7 +423,7 @@ fn py_allows_multiple_run_calls() {
     for round in 1..=2u64 {
         done.set(0);
         completed.set(0);
-        let run = Run::new(&mut pool, &handle, &mut fns, sim.runtime(), InPlace, (), ()).unwrap();
+        let run = start_run(&mut pool, &handle, &mut fns, sim, (), ());
         let report = sim.block_on(run).unwrap().unwrap();
         assert_eq!(done.get(), 4);
         assert_eq!(completed.get(), 4);
@@ -540,16 +457,7 @@ fn py_keeps_min_concurrency_when_overloaded() {
         || async { Ok(true) },
         || async { Ok(false) },
     );
-    let run = Run::new(
-        &mut pool,
-        &handle,
-        &mut fns,
-        sim.runtime(),
-        InPlace,
-        sensors,
-        trace.clone(),
-    )
-    .unwrap();
+    let run = start_run(&mut pool, &handle, &mut fns, sim, sensors, trace.clone());
     let ctl = async {
         for s in 1..=20 {
             until(sim, Instant::from_millis(s * 1000 - 500)).await;
@@ -602,7 +510,7 @@ fn py_is_task_ready_error_propagates_after_in_flight_tasks() {
         },
         || async { Ok(false) },
     );
-    let run = Run::new(&mut pool, &handle, &mut fns, sim.runtime(), InPlace, (), ()).unwrap();
+    let run = start_run(&mut pool, &handle, &mut fns, sim, (), ());
     let res = sim.block_on(run).unwrap();
     assert_eq!(res, Err(PoolError::Task(Boom("ready boom"))));
     assert_eq!(
@@ -640,7 +548,7 @@ fn py_is_finished_error_propagates() {
         },
         || async { Err(Boom("finished boom")) },
     );
-    let run = Run::new(&mut pool, &handle, &mut fns, sim.runtime(), InPlace, (), ()).unwrap();
+    let run = start_run(&mut pool, &handle, &mut fns, sim, (), ());
     let res = sim.block_on(run).unwrap();
     assert_eq!(res, Err(PoolError::Task(Boom("finished boom"))));
     assert_eq!(sim.elapsed(), ms(100));
@@ -682,7 +590,7 @@ fn py_worker_error_wins_over_later_scheduler_error() {
         },
         || async { Ok(false) },
     );
-    let run = Run::new(&mut pool, &handle, &mut fns, sim.runtime(), InPlace, (), ()).unwrap();
+    let run = start_run(&mut pool, &handle, &mut fns, sim, (), ());
     let res = sim.block_on(run).unwrap();
     assert_eq!(res, Err(PoolError::Task(Boom("worker boom"))));
     assert_eq!(started.get(), 2);
@@ -697,28 +605,11 @@ fn py_desired_is_kept_between_runs() {
     cfg.scaling.autoscale_interval = ms(100);
     let mut pool = Pool::new(cfg).unwrap();
     let handle = Handle::new(&pool);
-    let (started, done) = (&Cell::new(0u32), &Cell::new(0u32));
-    let mut fns = task_fns(
-        move || {
-            bump(started);
-            let s = sim.sleep(ms(100));
-            async move {
-                s.await;
-                bump(done);
-                Ok::<(), Boom>(())
-            }
-        },
-        move || {
-            let ready = started.get() < 30;
-            async move { Ok(ready) }
-        },
-        move || {
-            let finished = done.get() >= 30;
-            async move { Ok(finished) }
-        },
-    );
+    let c = &Counters::default();
+    let (started, done) = (&c.started, &c.done);
+    let mut fns = queue_tasks(sim, c, 30, ms(100));
     assert_eq!(handle.current_concurrency(), 0);
-    let run = Run::new(&mut pool, &handle, &mut fns, sim.runtime(), InPlace, (), ()).unwrap();
+    let run = start_run(&mut pool, &handle, &mut fns, sim, (), ());
     let first = sim.block_on(run).unwrap().unwrap();
     let kept = pool.desired_concurrency();
     assert!(kept > 1, "the first run scaled up");
@@ -729,16 +620,7 @@ fn py_desired_is_kept_between_runs() {
     started.set(0);
     done.set(0);
     let trace = Trace::new();
-    let run = Run::new(
-        &mut pool,
-        &handle,
-        &mut fns,
-        sim.runtime(),
-        InPlace,
-        (),
-        trace.clone(),
-    )
-    .unwrap();
+    let run = start_run(&mut pool, &handle, &mut fns, sim, (), trace.clone());
     sim.block_on(run).unwrap().unwrap();
     let first_tick = trace
         .events()
@@ -783,7 +665,7 @@ fn py_pause_lets_running_tasks_finish_and_can_still_finish() {
             async move { Ok(finished) }
         },
     );
-    let run = Run::new(&mut pool, &handle, &mut fns, sim.runtime(), InPlace, (), ()).unwrap();
+    let run = start_run(&mut pool, &handle, &mut fns, sim, (), ());
     let ctl = async {
         sim.sleep(ms(500)).await;
         handle.pause();
@@ -807,19 +689,23 @@ fn queue(n: u32) -> Queue {
     RefCell::new((0..n).collect())
 }
 
-#[test]
-fn js_should_work_with_concurrency_1() {
-    let sim = &Sim::new();
-    let mut pool = Pool::new(ConcurrencySettings::fixed(1).into_config()).unwrap();
-    let handle = Handle::new(&pool);
-    let (items, results) = (&queue(10), &RefCell::new(Vec::new()));
-    let mut fns = task_fns(
+/// Tasks that each take the next item of `items` as they start, call `on_start(item)`, sleep `d`, then call
+/// `on_end(item)`; a task is ready while items are left, and the run is finished once none is.
+fn item_tasks<'a>(
+    sim: &'a Sim,
+    items: &'a Queue,
+    d: Duration,
+    mut on_start: impl FnMut(u32) + 'a,
+    on_end: impl Fn(u32) + Copy + 'a,
+) -> impl TaskFns<Error = Boom> + 'a {
+    task_fns(
         move || {
             let item = items.borrow_mut().pop_front().unwrap();
-            let s = sim.sleep(ms(5));
+            on_start(item);
+            let s = sim.sleep(d);
             async move {
                 s.await;
-                results.borrow_mut().push(item);
+                on_end(item);
                 Ok::<(), Boom>(())
             }
         },
@@ -831,8 +717,23 @@ fn js_should_work_with_concurrency_1() {
             let finished = items.borrow().is_empty();
             async move { Ok(finished) }
         },
+    )
+}
+
+#[test]
+fn js_should_work_with_concurrency_1() {
+    let sim = &Sim::new();
+    let mut pool = Pool::new(ConcurrencySettings::fixed(1).into_config()).unwrap();
+    let handle = Handle::new(&pool);
+    let (items, results) = (&queue(10), &RefCell::new(Vec::new()));
+    let mut fns = item_tasks(
+        sim,
+        items,
+        ms(5),
+        |_| {},
+        |item| results.borrow_mut().push(item),
     );
-    let run = Run::new(&mut pool, &handle, &mut fns, sim.runtime(), InPlace, (), ()).unwrap();
+    let run = start_run(&mut pool, &handle, &mut fns, sim, (), ());
     let report = sim.block_on(run).unwrap().unwrap();
     assert_eq!(*results.borrow(), (0..10).collect::<Vec<_>>());
     assert_eq!(report.peak_concurrency, 1);
@@ -849,27 +750,14 @@ fn js_should_work_with_concurrency_10() {
         &RefCell::new(Vec::new()),
         &RefCell::new(Vec::new()),
     );
-    let mut fns = task_fns(
-        move || {
-            let item = items.borrow_mut().pop_front().unwrap();
-            taken.borrow_mut().push(item);
-            let s = sim.sleep(ms(5));
-            async move {
-                s.await;
-                results.borrow_mut().push(item);
-                Ok::<(), Boom>(())
-            }
-        },
-        move || {
-            let ready = !items.borrow().is_empty();
-            async move { Ok(ready) }
-        },
-        move || {
-            let finished = items.borrow().is_empty();
-            async move { Ok(finished) }
-        },
+    let mut fns = item_tasks(
+        sim,
+        items,
+        ms(5),
+        |item| taken.borrow_mut().push(item),
+        |item| results.borrow_mut().push(item),
     );
-    let run = Run::new(&mut pool, &handle, &mut fns, sim.runtime(), InPlace, (), ()).unwrap();
+    let run = start_run(&mut pool, &handle, &mut fns, sim, (), ());
     let report = sim.block_on(run).unwrap().unwrap();
     // JS gets completion order [0..99] from its FIFO timers; tasks ending at the same instant have no defined
     // order here, so the items must be taken in order and each 5 ms batch must end together.
@@ -921,28 +809,17 @@ fn js_enables_setting_concurrency() {
         (3, 13, 9)
     );
     let (items, results, gauge) = (&queue(100), &RefCell::new(Vec::new()), &Gauge::default());
-    let mut fns = task_fns(
-        move || {
-            let item = items.borrow_mut().pop_front().unwrap();
-            gauge.enter();
-            let s = sim.sleep(ms(5));
-            async move {
-                s.await;
-                gauge.exit();
-                results.borrow_mut().push(item);
-                Ok::<(), Boom>(())
-            }
-        },
-        move || {
-            let ready = !items.borrow().is_empty();
-            async move { Ok(ready) }
-        },
-        move || {
-            let finished = items.borrow().is_empty();
-            async move { Ok(finished) }
+    let mut fns = item_tasks(
+        sim,
+        items,
+        ms(5),
+        |_| gauge.enter(),
+        |item| {
+            gauge.exit();
+            results.borrow_mut().push(item);
         },
     );
-    let run = Run::new(&mut pool, &handle, &mut fns, sim.runtime(), InPlace, (), ()).unwrap();
+    let run = start_run(&mut pool, &handle, &mut fns, sim, (), ());
     let ctl = async {
         handle.set_min_concurrency(4).unwrap();
         handle.set_max_concurrency(14).unwrap();
@@ -1009,16 +886,7 @@ fn js_works_at_min_concurrency_when_currently_overloaded() {
             async move { Ok(finished) }
         },
     );
-    let run = Run::new(
-        &mut pool,
-        &handle,
-        &mut fns,
-        sim.runtime(),
-        InPlace,
-        &mut sensors,
-        (),
-    )
-    .unwrap();
+    let run = start_run(&mut pool, &handle, &mut fns, sim, &mut sensors, ());
     let report = sim.block_on(run).unwrap().unwrap();
     assert_eq!(gauge.peak.get(), 1);
     assert_eq!((report.peak_concurrency, report.succeeded), (1, 5));
@@ -1030,16 +898,7 @@ fn js_works_at_min_concurrency_when_currently_overloaded() {
     started.set(0);
     done.set(0);
     gauge.peak.set(0);
-    let run = Run::new(
-        &mut pool,
-        &handle,
-        &mut fns,
-        sim.runtime(),
-        InPlace,
-        &mut sensors,
-        (),
-    )
-    .unwrap();
+    let run = start_run(&mut pool, &handle, &mut fns, sim, &mut sensors, ());
     let report = sim.block_on(run).unwrap().unwrap();
     assert_eq!(gauge.peak.get(), 5);
     assert_eq!((report.peak_concurrency, report.succeeded), (5, 50));
@@ -1068,7 +927,7 @@ fn js_should_throw_when_some_of_the_promises_throws() {
         || async { Ok(true) },
         || async { Ok(false) },
     );
-    let run = Run::new(&mut pool, &handle, &mut fns, sim.runtime(), InPlace, (), ()).unwrap();
+    let run = start_run(&mut pool, &handle, &mut fns, sim, (), ());
     let res = sim.block_on(run).unwrap();
     assert_eq!(res, Err(PoolError::Task(Boom("some-promise-error"))));
     assert_eq!(counter.get(), 25, "five batches of five");
@@ -1091,7 +950,7 @@ fn js_when_run_task_function_throws() {
         || async { Ok(true) },
         || async { Ok(false) },
     );
-    let run = Run::new(&mut pool, &handle, &mut fns, sim.runtime(), InPlace, (), ()).unwrap();
+    let run = start_run(&mut pool, &handle, &mut fns, sim, (), ());
     let res = sim.block_on(run).unwrap();
     assert_eq!(res, Err(PoolError::Task(Boom("some-runtask-error"))));
     assert_eq!(sim.elapsed(), ms(3));
@@ -1114,7 +973,7 @@ fn js_when_is_finished_function_throws() {
         },
         || async { Err(Boom("some-finished-error")) },
     );
-    let run = Run::new(&mut pool, &handle, &mut fns, sim.runtime(), InPlace, (), ()).unwrap();
+    let run = start_run(&mut pool, &handle, &mut fns, sim, (), ());
     let res = sim.block_on(run).unwrap();
     assert_eq!(res, Err(PoolError::Task(Boom("some-finished-error"))));
     assert_eq!(started.get(), 1);
@@ -1147,7 +1006,7 @@ fn js_when_is_task_ready_function_throws() {
         },
         || async { Ok(false) },
     );
-    let run = Run::new(&mut pool, &handle, &mut fns, sim.runtime(), InPlace, (), ()).unwrap();
+    let run = start_run(&mut pool, &handle, &mut fns, sim, (), ());
     let res = sim.block_on(run).unwrap();
     assert_eq!(res, Err(PoolError::Task(Boom("some-ready-error"))));
     assert_eq!(started.get(), 2);
@@ -1184,7 +1043,7 @@ fn js_v4_slot_is_returned_after_failure_and_timeout() {
         },
         || async { Ok(true) },
     );
-    let run = Run::new(&mut pool, &handle, &mut fns, sim.runtime(), InPlace, (), ()).unwrap();
+    let run = start_run(&mut pool, &handle, &mut fns, sim, (), ());
     assert_eq!(
         sim.block_on(run).unwrap(),
         Err(PoolError::Task(Boom("task failed")))
@@ -1195,7 +1054,7 @@ fn js_v4_slot_is_returned_after_failure_and_timeout() {
     // Full capacity is there again: two start at once.
     phase.set(1);
     started.set(0);
-    let run = Run::new(&mut pool, &handle, &mut fns, sim.runtime(), InPlace, (), ()).unwrap();
+    let run = start_run(&mut pool, &handle, &mut fns, sim, (), ());
     let report = sim.block_on(run).unwrap().unwrap();
     assert_eq!(report.peak_concurrency, 2);
     assert_eq!(report.succeeded, 4);
@@ -1232,16 +1091,7 @@ fn js_v4_slot_is_returned_after_failure_and_timeout() {
         },
         || async { Ok(true) },
     );
-    let run = Run::new(
-        &mut pool,
-        &handle,
-        &mut fns,
-        sim.runtime(),
-        InPlace,
-        (),
-        trace.clone(),
-    )
-    .unwrap();
+    let run = start_run(&mut pool, &handle, &mut fns, sim, (), trace.clone());
     let report = sim.block_on(run).unwrap().unwrap();
     assert_eq!((report.timed_out, report.succeeded), (1, 2));
     assert_eq!(*starts.borrow(), [at_ms(0), at_ms(50), at_ms(60)]);
@@ -1285,7 +1135,7 @@ fn js_should_not_handle_tasks_added_after_is_finished_returned_true() {
             async move { Ok(finished) }
         },
     );
-    let run = Run::new(&mut pool, &handle, &mut fns, sim.runtime(), InPlace, (), ()).unwrap();
+    let run = start_run(&mut pool, &handle, &mut fns, sim, (), ());
     let report = sim.block_on(run).unwrap().unwrap();
     assert_eq!(handled.get(), 11);
     assert_eq!(report.started, 11);
@@ -1328,7 +1178,7 @@ fn js_should_break_and_resume_when_the_task_queue_is_empty_for_a_while() {
             async move { Ok(finished) }
         },
     );
-    let run = Run::new(&mut pool, &handle, &mut fns, sim.runtime(), InPlace, (), ()).unwrap();
+    let run = start_run(&mut pool, &handle, &mut fns, sim, (), ());
     let ctl = async {
         sim.sleep(ms(20)).await;
         items.borrow_mut().extend(10..20);
@@ -1374,7 +1224,7 @@ fn js_should_abort() {
             async { Ok(false) }
         },
     );
-    let run = Run::new(&mut pool, &handle, &mut fns, sim.runtime(), InPlace, (), ()).unwrap();
+    let run = start_run(&mut pool, &handle, &mut fns, sim, (), ());
     let report = sim.block_on(run).unwrap().unwrap();
     assert!(report.aborted);
     assert!(report.started >= 1);
@@ -1412,7 +1262,7 @@ fn js_should_only_finish_after_tasks_complete() {
             async move { Ok(finished) }
         },
     );
-    let run = Run::new(&mut pool, &handle, &mut fns, sim.runtime(), InPlace, (), ()).unwrap();
+    let run = start_run(&mut pool, &handle, &mut fns, sim, (), ());
     sim.block_on(run).unwrap().unwrap();
     assert!(completed.get());
     assert_eq!(sim.elapsed(), ms(100));
@@ -1454,7 +1304,7 @@ fn js_should_pause_and_resume() {
             async move { Ok(finished) }
         },
     );
-    let run = Run::new(&mut pool, &handle, &mut fns, sim.runtime(), InPlace, (), ()).unwrap();
+    let run = start_run(&mut pool, &handle, &mut fns, sim, (), ());
     let run = async {
         let r = run.await;
         run_done.set(true);
@@ -1515,7 +1365,7 @@ fn js_should_timeout_after_task_timeout() {
         || async { Ok(true) },
         || async { Ok(false) },
     );
-    let run = Run::new(&mut pool, &handle, &mut fns, sim.runtime(), InPlace, (), ()).unwrap();
+    let run = start_run(&mut pool, &handle, &mut fns, sim, (), ());
     let err = sim.block_on(run).unwrap().unwrap_err();
     assert_eq!(err, PoolError::TimedOut(ms(100)));
     assert_eq!(err.to_string(), "a task timed out after 0.100 s");
@@ -1547,7 +1397,7 @@ fn js_should_not_timeout_if_task_timeout_is_not_set() {
         },
         || async { Ok(true) },
     );
-    let run = Run::new(&mut pool, &handle, &mut fns, sim.runtime(), InPlace, (), ()).unwrap();
+    let run = start_run(&mut pool, &handle, &mut fns, sim, (), ());
     let report = sim.block_on(run).unwrap().unwrap();
     assert_eq!((report.succeeded, report.timed_out), (1, 0));
     assert_eq!(sim.elapsed(), secs(1));
@@ -1566,36 +1416,9 @@ fn js_custom_load_signal_scales_down() {
         .signal(proxy, |_| Some(true))
         .signal(nav, |_| Some(true));
     let trace = Trace::new();
-    let (started, done) = (&Cell::new(0u32), &Cell::new(0u32));
-    let mut fns = task_fns(
-        move || {
-            bump(started);
-            let s = sim.sleep(ms(100));
-            async move {
-                s.await;
-                bump(done);
-                Ok::<(), Boom>(())
-            }
-        },
-        move || {
-            let ready = started.get() < 50;
-            async move { Ok(ready) }
-        },
-        move || {
-            let finished = done.get() >= 50;
-            async move { Ok(finished) }
-        },
-    );
-    let run = Run::new(
-        &mut pool,
-        &handle,
-        &mut fns,
-        sim.runtime(),
-        InPlace,
-        sensors,
-        trace.clone(),
-    )
-    .unwrap();
+    let c = &Counters::default();
+    let mut fns = queue_tasks(sim, c, 50, ms(100));
+    let run = start_run(&mut pool, &handle, &mut fns, sim, sensors, trace.clone());
     let report = sim.block_on(run).unwrap().unwrap();
     assert_eq!(report.succeeded, 50);
     assert_eq!(report.final_desired_concurrency, 1);
@@ -1629,16 +1452,7 @@ fn js_should_work_with_logging_interval_null() {
         || async { Ok(false) },
         || async { Ok(true) },
     );
-    let run = Run::new(
-        &mut pool,
-        &handle,
-        &mut fns,
-        sim.runtime(),
-        InPlace,
-        (),
-        trace.clone(),
-    )
-    .unwrap();
+    let run = start_run(&mut pool, &handle, &mut fns, sim, (), trace.clone());
     sim.block_on(run).unwrap().unwrap();
     assert_eq!(trace.desired_history(), [2], "one autoscale tick");
     assert!(
@@ -1671,7 +1485,7 @@ fn js_v4_runtime_tuning_through_the_handle() {
             || async { Ok(false) },
         );
         first(&handle);
-        let run = Run::new(&mut pool, &handle, &mut fns, sim.runtime(), InPlace, (), ()).unwrap();
+        let run = start_run(&mut pool, &handle, &mut fns, sim, (), ());
         let ctl = async {
             sim.sleep(ms(1)).await;
             then(&handle);
@@ -1741,7 +1555,7 @@ fn js_v4_budget_max_tasks_per_minute_counts_starts_not_concurrency() {
         || async { Ok(true) },
         || async { Ok(false) },
     );
-    let run = Run::new(&mut pool, &handle, &mut fns, sim.runtime(), InPlace, (), ()).unwrap();
+    let run = start_run(&mut pool, &handle, &mut fns, sim, (), ());
     let ctl = async {
         until(sim, Instant::from_secs(59)).await;
         handle.abort().await.unwrap();
@@ -1756,27 +1570,9 @@ fn js_v4_budget_unlimited_admits_1000_at_once() {
     let sim = &Sim::new();
     let mut pool = Pool::new(ConcurrencySettings::fixed(1000).into_config()).unwrap();
     let handle = Handle::new(&pool);
-    let (started, done) = (&Cell::new(0u32), &Cell::new(0u32));
-    let mut fns = task_fns(
-        move || {
-            bump(started);
-            let s = sim.sleep(secs(1));
-            async move {
-                s.await;
-                bump(done);
-                Ok::<(), Boom>(())
-            }
-        },
-        move || {
-            let ready = started.get() < 1000;
-            async move { Ok(ready) }
-        },
-        move || {
-            let finished = done.get() >= 1000;
-            async move { Ok(finished) }
-        },
-    );
-    let run = Run::new(&mut pool, &handle, &mut fns, sim.runtime(), InPlace, (), ()).unwrap();
+    let c = &Counters::default();
+    let mut fns = queue_tasks(sim, c, 1000, secs(1));
+    let run = start_run(&mut pool, &handle, &mut fns, sim, (), ());
     let report = sim.block_on(run).unwrap().unwrap();
     assert_eq!(report.peak_concurrency, 1000);
     assert_eq!(report.succeeded, 1000);
@@ -1819,7 +1615,7 @@ fn panicking_task_becomes_pool_error_with_message() {
     for (m, message) in expected.into_iter().enumerate() {
         mode.set(m as u8);
         started.set(0);
-        let run = Run::new(&mut pool, &handle, &mut fns, sim.runtime(), InPlace, (), ()).unwrap();
+        let run = start_run(&mut pool, &handle, &mut fns, sim, (), ());
         let err = sim.block_on(run).unwrap().unwrap_err();
         assert_eq!(
             err,
@@ -1870,7 +1666,7 @@ fn run_with_panicking_function(
         },
     );
     let out = catch_unwind(AssertUnwindSafe(|| {
-        let run = Run::new(&mut pool, &handle, &mut fns, sim.runtime(), InPlace, (), ()).unwrap();
+        let run = start_run(&mut pool, &handle, &mut fns, sim, (), ());
         sim.block_on(run).unwrap()
     }));
     // Whatever happened, the pool and the handle are free again.
@@ -1916,26 +1712,9 @@ fn second_concurrent_run_is_refused() {
     let mut pool = Pool::new(config(1, 1, 1)).unwrap();
     let mut other = Pool::new(config(1, 1, 1)).unwrap();
     let handle = Handle::new(&pool);
-    let (started, done, other_calls) = (&Cell::new(0u32), &Cell::new(0u32), &Cell::new(0u32));
-    let mut fns = task_fns(
-        move || {
-            bump(started);
-            let s = sim.sleep(ms(100));
-            async move {
-                s.await;
-                bump(done);
-                Ok::<(), Boom>(())
-            }
-        },
-        move || {
-            let ready = started.get() < 1;
-            async move { Ok(ready) }
-        },
-        move || {
-            let finished = done.get() >= 1;
-            async move { Ok(finished) }
-        },
-    );
+    let (c, other_calls) = (&Counters::default(), &Cell::new(0u32));
+    let (started, done) = (&c.started, &c.done);
+    let mut fns = queue_tasks(sim, c, 1, ms(100));
     let mut other_fns = task_fns(
         move || {
             bump(other_calls);
@@ -1950,7 +1729,7 @@ fn second_concurrent_run_is_refused() {
             async { Ok(true) }
         },
     );
-    let run = Run::new(&mut pool, &handle, &mut fns, sim.runtime(), InPlace, (), ()).unwrap();
+    let run = start_run(&mut pool, &handle, &mut fns, sim, (), ());
     assert!(handle.is_running());
     assert!(matches!(
         Run::new(
@@ -1972,7 +1751,7 @@ fn second_concurrent_run_is_refused() {
     // Once the first run has ended, the handle can run again.
     started.set(0);
     done.set(0);
-    let run = Run::new(&mut pool, &handle, &mut fns, sim.runtime(), InPlace, (), ()).unwrap();
+    let run = start_run(&mut pool, &handle, &mut fns, sim, (), ());
     assert_eq!(sim.block_on(run).unwrap().unwrap().succeeded, 1);
 }
 
@@ -2012,7 +1791,7 @@ fn is_finished_is_never_called_while_tasks_run() {
             async move { Ok(finished) }
         },
     );
-    let run = Run::new(&mut pool, &handle, &mut fns, sim.runtime(), InPlace, (), ()).unwrap();
+    let run = start_run(&mut pool, &handle, &mut fns, sim, (), ());
     let ctl = async {
         for round in 1..=5u32 {
             sim.sleep(ms(300)).await;
@@ -2062,7 +1841,7 @@ fn run_wakes_on_events_not_on_an_interval() {
                 async move { Ok(finished) }
             },
         );
-        let run = Run::new(&mut pool, &handle, &mut fns, sim.runtime(), InPlace, (), ()).unwrap();
+        let run = start_run(&mut pool, &handle, &mut fns, sim, (), ());
         let report = sim.block_on(run).unwrap().unwrap();
         assert_eq!(report.started, 0);
         assert_eq!(sim.elapsed(), secs(60));
@@ -2115,7 +1894,7 @@ fn notify_wakes_an_idle_pool_at_once_and_the_next_tick_picks_up_work_otherwise()
                 async move { Ok(finished) }
             },
         );
-        let run = Run::new(&mut pool, &handle, &mut fns, sim.runtime(), InPlace, (), ()).unwrap();
+        let run = start_run(&mut pool, &handle, &mut fns, sim, (), ());
         let ctl = async {
             until(sim, at_ms(1234)).await;
             items.borrow_mut().push_back(1);
@@ -2157,7 +1936,7 @@ fn handle_drained_resolves_when_tasks_finish() {
     );
     // With no run, nothing is running: drained at once.
     assert!(sim.block_on(poll_once(handle.drained())).unwrap().is_some());
-    let run = Run::new(&mut pool, &handle, &mut fns, sim.runtime(), InPlace, (), ()).unwrap();
+    let run = start_run(&mut pool, &handle, &mut fns, sim, (), ());
     let ctl = async {
         sim.sleep(ms(50)).await;
         assert_eq!(handle.current_concurrency(), 3);
@@ -2194,7 +1973,7 @@ fn abort_without_run_is_an_error() {
         || async { Ok(false) },
         || async { Ok(true) },
     );
-    let run = Run::new(&mut pool, &handle, &mut fns, sim.runtime(), InPlace, (), ()).unwrap();
+    let run = start_run(&mut pool, &handle, &mut fns, sim, (), ());
     sim.block_on(run).unwrap().unwrap();
     assert_eq!(
         sim.block_on(handle.abort()).unwrap(),
@@ -2208,29 +1987,10 @@ fn dropping_a_run_frees_the_pool_for_the_next() {
     let sim = &Sim::new();
     let mut pool = Pool::new(config(2, 2, 2)).unwrap();
     let handle = Handle::new(&pool);
-    let (started, done, dropped) = (&Cell::new(0u32), &Cell::new(0u32), &Cell::new(0u32));
-    let mut fns = task_fns(
-        move || {
-            bump(started);
-            let guard = DropCount(dropped);
-            let s = sim.sleep(secs(1));
-            async move {
-                let _guard = guard;
-                s.await;
-                bump(done);
-                Ok::<(), Boom>(())
-            }
-        },
-        move || {
-            let ready = started.get() < 4;
-            async move { Ok(ready) }
-        },
-        move || {
-            let finished = done.get() >= 2;
-            async move { Ok(finished) }
-        },
-    );
-    let run = Run::new(&mut pool, &handle, &mut fns, sim.runtime(), InPlace, (), ()).unwrap();
+    let (c, dropped) = (&Counters::default(), &Cell::new(0u32));
+    let done = &c.done;
+    let mut fns = queue_tasks_with(sim, c, 4, 2, secs(1), |_| DropCount(dropped));
+    let run = start_run(&mut pool, &handle, &mut fns, sim, (), ());
     // The caller gives up after 200 ms: the run future is dropped with two tasks in flight.
     assert!(sim.run_for(ms(200), run).unwrap().is_none());
     assert_eq!(dropped.get(), 2, "in-place tasks are dropped with the run");
@@ -2245,7 +2005,7 @@ fn dropping_a_run_frees_the_pool_for_the_next() {
         Err(RunError::NotRunning)
     );
 
-    let run = Run::new(&mut pool, &handle, &mut fns, sim.runtime(), InPlace, (), ()).unwrap();
+    let run = start_run(&mut pool, &handle, &mut fns, sim, (), ());
     let report = sim.block_on(run).unwrap().unwrap();
     assert_eq!((report.started, report.succeeded), (2, 2));
     assert!(!report.aborted);
@@ -2289,16 +2049,7 @@ fn scripted_scenario() -> (Vec<String>, Vec<Event>, RunReport, Duration, Vec<Ins
             async move { Ok(finished) }
         },
     );
-    let run = Run::new(
-        &mut pool,
-        &handle,
-        &mut fns,
-        sim.runtime(),
-        InPlace,
-        sensors,
-        trace.clone(),
-    )
-    .unwrap();
+    let run = start_run(&mut pool, &handle, &mut fns, sim, sensors, trace.clone());
     let report = sim.block_on(run).unwrap().unwrap();
     (
         trace.decisions(),
@@ -2342,16 +2093,7 @@ fn first_autoscale_tick_and_status_record_happen_at_run_start() {
         || async { Ok(false) },
         || async { Ok(true) },
     );
-    let run = Run::new(
-        &mut pool,
-        &handle,
-        &mut fns,
-        sim.runtime(),
-        InPlace,
-        (),
-        trace.clone(),
-    )
-    .unwrap();
+    let run = start_run(&mut pool, &handle, &mut fns, sim, (), trace.clone());
     let report = sim.block_on(run).unwrap().unwrap();
     assert_eq!(report.started, 0);
     assert_eq!(sim.elapsed(), Duration::ZERO);
@@ -2404,7 +2146,7 @@ fn first_error_wins_and_in_flight_tasks_are_awaited() {
         || async { Ok(true) },
         || async { Ok(false) },
     );
-    let run = Run::new(&mut pool, &handle, &mut fns, sim.runtime(), InPlace, (), ()).unwrap();
+    let run = start_run(&mut pool, &handle, &mut fns, sim, (), ());
     let res = sim.block_on(run).unwrap();
     assert_eq!(res, Err(PoolError::Task(Boom("first"))));
     assert!(completed.get(), "the in-flight task ran to the end");
@@ -2433,7 +2175,7 @@ fn abort_after_first_error_cancels_but_keeps_the_error() {
         || async { Ok(true) },
         || async { Ok(false) },
     );
-    let run = Run::new(&mut pool, &handle, &mut fns, sim.runtime(), InPlace, (), ()).unwrap();
+    let run = start_run(&mut pool, &handle, &mut fns, sim, (), ());
     let ctl = async {
         sim.sleep(ms(100)).await;
         handle.abort().await.unwrap();
@@ -2473,7 +2215,7 @@ fn rate_limited_pool_with_nothing_running_can_finish() {
             async move { Ok(finished) }
         },
     );
-    let run = Run::new(&mut pool, &handle, &mut fns, sim.runtime(), InPlace, (), ()).unwrap();
+    let run = start_run(&mut pool, &handle, &mut fns, sim, (), ());
     let report = sim.block_on(run).unwrap().unwrap();
     assert_eq!((report.started, report.succeeded), (1, 1));
     assert_eq!(readies.get(), 1);
@@ -2508,7 +2250,7 @@ fn task_timeout_report_policy_cancels_and_continues() {
         },
         || async { Ok(true) },
     );
-    let run = Run::new(&mut pool, &handle, &mut fns, sim.runtime(), InPlace, (), ()).unwrap();
+    let run = start_run(&mut pool, &handle, &mut fns, sim, (), ());
     let report = sim.block_on(run).unwrap().unwrap();
     // t=0: #1 (times out at 250), #2 (ends 100). t=100: #3 (times out at 350). t=250: #4 (ends 350).
     assert_eq!(
@@ -2525,28 +2267,17 @@ fn scaling_down_never_cancels_running_tasks() {
     let mut pool = Pool::new(config(1, 4, 4)).unwrap();
     let handle = Handle::new(&pool);
     let (items, starts, gauge) = (&queue(8), &RefCell::new(Vec::new()), &Gauge::default());
-    let mut fns = task_fns(
-        move || {
-            items.borrow_mut().pop_front().unwrap();
+    let mut fns = item_tasks(
+        sim,
+        items,
+        secs(1),
+        |_| {
             starts.borrow_mut().push(sim.now());
             gauge.enter();
-            let s = sim.sleep(secs(1));
-            async move {
-                s.await;
-                gauge.exit();
-                Ok::<(), Boom>(())
-            }
         },
-        move || {
-            let ready = !items.borrow().is_empty();
-            async move { Ok(ready) }
-        },
-        move || {
-            let finished = items.borrow().is_empty();
-            async move { Ok(finished) }
-        },
+        |_| gauge.exit(),
     );
-    let run = Run::new(&mut pool, &handle, &mut fns, sim.runtime(), InPlace, (), ()).unwrap();
+    let run = start_run(&mut pool, &handle, &mut fns, sim, (), ());
     let ctl = async {
         sim.sleep(ms(100)).await;
         handle.set_desired_concurrency(1).unwrap();
@@ -2588,7 +2319,6 @@ fn handle_setters_validate_like_the_machine() {
 /// virtual timing, and an abort cancels them on the executor.
 #[test]
 fn spawned_tasks_run_on_the_executor_and_abort_cancels_them() {
-    use pool_core::Spawned;
     use std::sync::Arc;
     use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -2618,16 +2348,7 @@ fn spawned_tasks_run_on_the_executor_and_abort_cancels_them() {
             async move { Ok(finished) }
         },
     );
-    let run = Run::new(
-        &mut pool,
-        &handle,
-        &mut fns,
-        sim.runtime(),
-        Spawned(&sim),
-        (),
-        (),
-    )
-    .unwrap();
+    let run = start_spawned(&mut pool, &handle, &mut fns, &sim);
     let report = sim.block_on(run).unwrap().unwrap();
     assert_eq!(report.succeeded, 20);
     assert_eq!(report.peak_concurrency, 10);
@@ -2645,16 +2366,7 @@ fn spawned_tasks_run_on_the_executor_and_abort_cancels_them() {
         || async { Ok(true) },
         || async { Ok(false) },
     );
-    let run = Run::new(
-        &mut pool,
-        &handle,
-        &mut fns,
-        sim.runtime(),
-        Spawned(&sim),
-        (),
-        (),
-    )
-    .unwrap();
+    let run = start_spawned(&mut pool, &handle, &mut fns, &sim);
     let start = sim.now();
     let (out, aborted) = sim
         .block_on(zip(run, async {

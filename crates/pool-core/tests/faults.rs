@@ -17,56 +17,19 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+mod common;
+
+use common::{
+    Boom, Counters, DropCount, bump, config, ms, queue_tasks, secs, start_run, start_spawned,
+};
 use futures_lite::future::{poll_fn, zip};
 use pool_core::testing::{ScriptedSensors, Sim, Trace};
 use pool_core::{
-    ConcurrencySettings, CpuReading, Event, Handle, InPlace, Instant, MemoryReading, Pool,
-    PoolConfig, PoolError, ReadingError, Run, RunError, ScalingPolicy, Sensors, Spawned, TaskPanic,
-    task_fns,
+    CpuReading, Event, Handle, Instant, MemoryReading, Pool, PoolError, ReadingError, RunError,
+    ScalingPolicy, Sensors, TaskPanic, task_fns,
 };
 
-fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
-}
-
-fn secs(n: u64) -> Duration {
-    Duration::from_secs(n)
-}
-
 const YEAR: Duration = Duration::from_secs(365 * 86_400);
-
-fn config(min: usize, desired: usize, max: usize) -> PoolConfig {
-    let mut c = PoolConfig::default();
-    c.concurrency = ConcurrencySettings::default()
-        .with_min(min)
-        .with_desired(desired)
-        .with_max(max);
-    c
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct Boom(&'static str);
-
-impl std::fmt::Display for Boom {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.0)
-    }
-}
-
-fn bump(c: &Cell<u32>) -> u32 {
-    let n = c.get() + 1;
-    c.set(n);
-    n
-}
-
-/// Counts drops, to see that cancelled task futures are really dropped.
-struct DropCount<'a>(&'a Cell<u32>);
-
-impl Drop for DropCount<'_> {
-    fn drop(&mut self) {
-        bump(self.0);
-    }
-}
 
 /// Wraps a future and counts its polls, to tell a driver that waits from one that spins. Past `cap` polls it
 /// panics, so a driver spinning at a standing virtual instant fails the test instead of hanging it.
@@ -113,7 +76,7 @@ fn abort_twice_concurrently_both_return_ok_and_the_run_ends_once() {
     let handle = Handle::new(&pool);
     let (started, dropped) = (&Cell::new(0u32), &Cell::new(0u32));
     let mut fns = hanging_tasks!(sim, started, dropped, 3);
-    let run = Run::new(&mut pool, &handle, &mut fns, sim.runtime(), InPlace, (), ()).unwrap();
+    let run = start_run(&mut pool, &handle, &mut fns, sim, (), ());
     let ctl = async {
         sim.sleep(ms(50)).await;
         zip(handle.abort(), handle.abort()).await
@@ -137,7 +100,7 @@ fn abort_twice_concurrently_both_return_ok_and_the_run_ends_once() {
         || async { Ok(false) },
         || async { Ok(true) },
     );
-    let run = Run::new(&mut pool, &handle, &mut fns, sim.runtime(), InPlace, (), ()).unwrap();
+    let run = start_run(&mut pool, &handle, &mut fns, sim, (), ());
     let report = sim.block_on(run).unwrap().unwrap();
     assert!(!report.aborted);
 }
@@ -149,7 +112,7 @@ fn abort_twice_in_sequence_second_after_the_end_is_not_running() {
     let handle = Handle::new(&pool);
     let (started, dropped) = (&Cell::new(0u32), &Cell::new(0u32));
     let mut fns = hanging_tasks!(sim, started, dropped, 2);
-    let run = Run::new(&mut pool, &handle, &mut fns, sim.runtime(), InPlace, (), ()).unwrap();
+    let run = start_run(&mut pool, &handle, &mut fns, sim, (), ());
     let ctl = async {
         sim.sleep(ms(10)).await;
         let first = handle.abort().await;
@@ -169,7 +132,7 @@ fn abort_while_paused_cancels_the_running_tasks_and_ends_the_run() {
     let handle = Handle::new(&pool);
     let (started, dropped) = (&Cell::new(0u32), &Cell::new(0u32));
     let mut fns = hanging_tasks!(sim, started, dropped, 10);
-    let run = Run::new(&mut pool, &handle, &mut fns, sim.runtime(), InPlace, (), ()).unwrap();
+    let run = start_run(&mut pool, &handle, &mut fns, sim, (), ());
     let ctl = async {
         sim.sleep(ms(10)).await;
         handle.pause();
@@ -196,7 +159,7 @@ fn abort_during_pause_and_drain_resolves_the_drain() {
     let handle = Handle::new(&pool);
     let (started, dropped) = (&Cell::new(0u32), &Cell::new(0u32));
     let mut fns = hanging_tasks!(sim, started, dropped, 10);
-    let run = Run::new(&mut pool, &handle, &mut fns, sim.runtime(), InPlace, (), ()).unwrap();
+    let run = start_run(&mut pool, &handle, &mut fns, sim, (), ());
     let drained_at = &Cell::new(None);
     let ctl = async {
         sim.sleep(ms(10)).await;
@@ -257,16 +220,7 @@ fn dropping_a_spawned_run_mid_run_cancels_every_task_and_frees_the_pool() {
             async move { Ok(finished) }
         },
     );
-    let run = Run::new(
-        &mut pool,
-        &handle,
-        &mut fns,
-        sim.runtime(),
-        Spawned(&sim),
-        (),
-        (),
-    )
-    .unwrap();
+    let run = start_spawned(&mut pool, &handle, &mut fns, &sim);
     // The caller gives up after 200 ms: the run is dropped with four tasks on the executor.
     assert!(sim.run_for(ms(200), run).unwrap().is_none());
     // Let the executor settle: a cancelled task must not come back.
@@ -283,16 +237,7 @@ fn dropping_a_spawned_run_mid_run_cancels_every_task_and_frees_the_pool() {
         Err(RunError::NotRunning)
     );
 
-    let run = Run::new(
-        &mut pool,
-        &handle,
-        &mut fns,
-        sim.runtime(),
-        Spawned(&sim),
-        (),
-        (),
-    )
-    .unwrap();
+    let run = start_spawned(&mut pool, &handle, &mut fns, &sim);
     let start = sim.now();
     let report = sim.block_on(run).unwrap().unwrap();
     assert_eq!((report.started, report.succeeded), (4, 4));
@@ -335,7 +280,7 @@ fn task_panics_before_and_after_its_first_await_free_its_slot() {
             },
             || async { Ok(true) },
         );
-        let run = Run::new(&mut pool, &handle, &mut fns, sim.runtime(), InPlace, (), ()).unwrap();
+        let run = start_run(&mut pool, &handle, &mut fns, sim, (), ());
         let err = sim.block_on(run).unwrap().unwrap_err();
         let message = if after_await {
             "after its first await"
@@ -378,31 +323,6 @@ fn rejections(trace: &Trace) -> Vec<ReadingError> {
         .collect()
 }
 
-/// Tasks that take 100 ms each, `n` of them; finished once all are done.
-macro_rules! steady_tasks {
-    ($sim:expr, $started:expr, $done:expr, $n:expr) => {
-        task_fns(
-            move || {
-                bump($started);
-                let s = $sim.sleep(ms(100));
-                async move {
-                    s.await;
-                    bump($done);
-                    Ok::<(), Boom>(())
-                }
-            },
-            move || {
-                let ready = $started.get() < $n;
-                async move { Ok(ready) }
-            },
-            move || {
-                let finished = $done.get() >= $n;
-                async move { Ok(finished) }
-            },
-        )
-    };
-}
-
 #[test]
 fn sensor_reports_nan_infinite_and_negative_cpu_and_zero_memory_total() {
     let sim = &Sim::new();
@@ -427,19 +347,10 @@ fn sensor_reports_nan_infinite_and_negative_cpu_and_zero_memory_total() {
             Some((1 << 30, 0, None))
         });
     let trace = Trace::new();
-    let (started, done) = (&Cell::new(0u32), &Cell::new(0u32));
+    let c = &Counters::default();
     // 40 tasks of 100 ms two at a time: 2 s, so the sensors are sampled a few times.
-    let mut fns = steady_tasks!(sim, started, done, 40);
-    let run = Run::new(
-        &mut pool,
-        &handle,
-        &mut fns,
-        sim.runtime(),
-        InPlace,
-        sensors,
-        trace.clone(),
-    )
-    .unwrap();
+    let mut fns = queue_tasks(sim, c, 40, ms(100));
+    let run = start_run(&mut pool, &handle, &mut fns, sim, sensors, trace.clone());
     let report = sim.block_on(run).unwrap().unwrap();
     assert_eq!((report.started, report.succeeded), (40, 40));
     assert_eq!(
@@ -500,22 +411,13 @@ fn sensor_reports_readings_far_in_the_past_and_future() {
     let handle = Handle::new(&pool);
     let samples = Rc::new(Cell::new(0u32));
     let trace = Trace::new();
-    let (started, done) = (&Cell::new(0u32), &Cell::new(0u32));
-    let mut fns = steady_tasks!(sim, started, done, 60);
+    let c = &Counters::default();
+    let mut fns = queue_tasks(sim, c, 60, ms(100));
     let sensors = OddTimes {
         samples: samples.clone(),
     };
     let polls = &Cell::new(0u32);
-    let run = Run::new(
-        &mut pool,
-        &handle,
-        &mut fns,
-        sim.runtime(),
-        InPlace,
-        sensors,
-        trace.clone(),
-    )
-    .unwrap();
+    let run = start_run(&mut pool, &handle, &mut fns, sim, sensors, trace.clone());
     let report = sim.block_on(counted(polls, 100, run)).unwrap().unwrap();
     assert_eq!((report.started, report.succeeded), (60, 60));
     assert!(samples.get() >= 3, "sampled {} times", samples.get());
@@ -564,7 +466,7 @@ fn clock_stands_still_for_many_polls() {
         || async { Ok(true) },
     );
     let polls = &Cell::new(0u32);
-    let run = Run::new(&mut pool, &handle, &mut fns, sim.runtime(), InPlace, (), ()).unwrap();
+    let run = start_run(&mut pool, &handle, &mut fns, sim, (), ());
     let report = sim.block_on(counted(polls, 10_100, run)).unwrap().unwrap();
     assert_eq!((report.started, report.succeeded), (8, 8));
     assert_eq!(sim.elapsed(), Duration::ZERO, "time never moved");
@@ -579,21 +481,12 @@ fn clock_jumps_a_year_mid_run() {
     let sim = &Sim::new().with_limit(YEAR * 2);
     let mut pool = Pool::new(config(2, 2, 2)).unwrap();
     let handle = Handle::new(&pool);
-    let (started, done) = (&Cell::new(0u32), &Cell::new(0u32));
-    let mut fns = steady_tasks!(sim, started, done, 10);
+    let c = &Counters::default();
+    let mut fns = queue_tasks(sim, c, 10, ms(100));
     let trace = Trace::new();
     let polls = &Cell::new(0u32);
     let sensors = ScriptedSensors::new().cpu(|_| Some(0.1));
-    let run = Run::new(
-        &mut pool,
-        &handle,
-        &mut fns,
-        sim.runtime(),
-        InPlace,
-        sensors,
-        trace.clone(),
-    )
-    .unwrap();
+    let run = start_run(&mut pool, &handle, &mut fns, sim, sensors, trace.clone());
     let jump = async {
         sim.sleep(ms(150)).await;
         // The machine is suspended for a year (a laptop lid, a stopped container): time jumps at once.
@@ -620,9 +513,9 @@ fn settings_with_a_ceiling_of_usize_max_run() {
     let sim = &Sim::new();
     let mut pool = Pool::new(config(1, 3, usize::MAX)).unwrap();
     let handle = Handle::new(&pool);
-    let (started, done) = (&Cell::new(0u32), &Cell::new(0u32));
-    let mut fns = steady_tasks!(sim, started, done, 9);
-    let run = Run::new(&mut pool, &handle, &mut fns, sim.runtime(), InPlace, (), ()).unwrap();
+    let c = &Counters::default();
+    let mut fns = queue_tasks(sim, c, 9, ms(100));
+    let run = start_run(&mut pool, &handle, &mut fns, sim, (), ());
     let report = sim.block_on(run).unwrap().unwrap();
     assert_eq!((report.started, report.succeeded), (9, 9));
     assert_eq!(sim.elapsed(), ms(300));
