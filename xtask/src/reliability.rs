@@ -33,15 +33,38 @@ fn rustup() -> Command {
 /// Installs miri on the nightly toolchain (failing loudly if rustup cannot), then runs pool-core's tests
 /// under it.
 pub(crate) fn miri(root: &Path) -> Result<()> {
-    run_command(rustup().args([
-        "component",
-        "add",
-        "--toolchain",
-        NIGHTLY,
-        "miri",
-        "rust-src",
-    ]))
-    .map_err(|e| {
+    // `component add` needs the toolchain itself; a machine without nightly gets a minimal one with just the
+    // two components, and a machine with it is left on the nightly it has (no surprise update).
+    let listed = rustup()
+        .args(["toolchain", "list"])
+        .output()
+        .map_err(|e| format!("cannot run `rustup toolchain list`: {e}"))?;
+    let has_nightly = String::from_utf8_lossy(&listed.stdout).lines().any(|l| {
+        l.starts_with(&format!("{NIGHTLY}-")) || l.split_whitespace().next() == Some(NIGHTLY)
+    });
+    let install = if has_nightly {
+        run_command(rustup().args([
+            "component",
+            "add",
+            "--toolchain",
+            NIGHTLY,
+            "miri",
+            "rust-src",
+        ]))
+    } else {
+        run_command(rustup().args([
+            "toolchain",
+            "install",
+            NIGHTLY,
+            "--profile",
+            "minimal",
+            "--component",
+            "miri",
+            "--component",
+            "rust-src",
+        ]))
+    };
+    install.map_err(|e| {
         format!("cannot install miri with rustup (is a nightly toolchain reachable?): {e}")
     })?;
     let mut cmd = rustup();
