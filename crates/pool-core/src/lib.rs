@@ -65,12 +65,13 @@ pub mod config;
 #[cfg(feature = "alloc")]
 pub mod driver;
 pub mod pool;
-pub mod runtime;
 pub mod scale;
+pub mod seams;
 pub mod snapshot;
 pub mod status;
 #[cfg(feature = "alloc")]
 mod sync;
+mod tasks;
 #[cfg(feature = "test-util")]
 pub mod testing;
 pub mod time;
@@ -79,27 +80,28 @@ pub mod trace;
 
 pub use adaptive::{AdaptivePolicy, AdaptiveSettings};
 #[cfg(feature = "std")]
-pub use autoscaled::{
-    AutoscaledPool, BoxPolicy, Builder, DefaultRuntime, DrainTimeout, TaskMode, sleep,
-};
+pub use autoscaled::{AutoscaledPool, BoxPolicy, Builder, DrainTimeout, TaskMode, sleep};
 pub use config::{
     ConcurrencySettings, ConfigError, MemoryBudget, PoolConfig, ScalingSettings, SnapshotSettings,
     StatusSettings, TimeoutPolicy,
 };
 #[cfg(feature = "alloc")]
-pub use driver::{
-    EventSink, FnSink, Handle, InPlace, Launch, PoolError, Run, Spawn, Spawned, TaskPanic,
-};
+pub use driver::{FnSink, Handle, InPlace, PoolError, Run, Spawned, TaskPanic};
 pub use pool::{
     Action, Event, Pool, Refusal, RunError, RunReport, ScaleDecision, StatusRecord, TaskOutcome,
     Verdict,
 };
-pub use runtime::{Clock, FnTasks, Runtime, Sensors, TaskFns, Timer, task_fns};
 pub use scale::{CrawleePolicy, Scale, ScaleInput, ScaleReason, ScalingPolicy};
+#[cfg(feature = "std")]
+pub use seams::DefaultRuntime;
+pub use seams::{Clock, EventSink, Runtime, Sensors, TaskFns, Timer};
+#[cfg(feature = "alloc")]
+pub use seams::{Launch, Spawn};
 pub use status::{
     CpuReading, CustomLoadInfo, LoadRatioInfo, MemoryReading, ReadingError, SignalError, SignalId,
     SignalSet, SystemInfo,
 };
+pub use tasks::{FnTasks, task_fns};
 pub use time::Instant;
 #[cfg(feature = "tracing")]
 pub use trace::TracingSink;

@@ -1,7 +1,7 @@
 //! [`TracingSink`]: events as `tracing` records, at the levels Crawlee logs them.
 
-use crate::driver::EventSink;
 use crate::pool::Event;
+use crate::seams::EventSink;
 
 /// Sends events to `tracing`: the periodic status line at INFO (Crawlee's fields), scaling decisions and
 /// refusals at DEBUG (a refusal is an event only when its reason changes, so this never floods), critical

@@ -9,7 +9,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
-use crate::runtime::{Clock, Runtime, Timer};
+use crate::seams::{Clock, Runtime, Timer};
 use crate::time::Instant;
 
 #[derive(Debug, Default)]

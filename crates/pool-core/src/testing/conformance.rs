@@ -11,10 +11,11 @@ use core::time::Duration;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 
-use crate::autoscaled::{AutoscaledPool, DefaultRuntime, sleep};
+use crate::autoscaled::{AutoscaledPool, sleep};
 use crate::config::{ConcurrencySettings, TimeoutPolicy};
 use crate::driver::PoolError;
-use crate::runtime::Timer;
+use crate::seams::DefaultRuntime;
+use crate::seams::Timer;
 use crate::time::Instant;
 
 /// What a runtime must be for the suite: an adapter runtime whose handles and timers cross threads.

@@ -3,8 +3,8 @@
 use std::prelude::rust_2024::*;
 
 use crate::pool::Pool;
-use crate::runtime::Sensors;
 use crate::scale::ScalingPolicy;
+use crate::seams::Sensors;
 use crate::status::{CpuReading, MemoryReading, SignalId};
 use crate::time::Instant;
 

@@ -1,13 +1,35 @@
-//! The seams between the machine and the world: a clock, a re-armable timer, sensors, and (with `alloc`) a
-//! way to run tasks.
+//! Every seam between the machine and the world, in one place: the adapter author's checklist.
 //!
-//! Adapters implement these in about a hundred lines; the test harness implements them in virtual time.
+//! An adapter for a new runtime implements, in about a hundred lines and with no policy of its own:
+//!
+//! 1. [`Clock`]: a monotonic `now`, as an [`Instant`] since an epoch the adapter chooses.
+//! 2. [`Timer`]: one timer the driver re-arms in place (`reset`), waking the task that last polled it.
+//! 3. [`Runtime`]: the clock plus a timer factory; optionally [`Runtime::drive`] to wrap the driver future
+//!    (tokio opts out of its cooperative budget there).
+//! 4. [`Spawn`] (`alloc`): spawning a task whose join handle turns a panic into a
+//!    [`TaskPanic`](crate::TaskPanic), and cancelling it. The driver's [`Spawned`](crate::Spawned) launcher
+//!    uses it; [`InPlace`](crate::InPlace) needs none.
+//! 5. [`DefaultRuntime`] (`std`): how [`AutoscaledPool::builder`](crate::AutoscaledPool::builder) makes the
+//!    runtime and which [`Sensors`] it samples by default.
+//!
+//! The other seams are the driver's, and users or tests implement them:
+//!
+//! - [`Sensors`]: CPU, memory and custom readings, sampled when the machine asks.
+//! - [`TaskFns`]: the three user functions (`run_task`, `is_task_ready`, `is_finished`); build one from
+//!   closures with [`task_fns`](crate::task_fns).
+//! - [`Launch`] (`alloc`): how a task future runs, in place or spawned.
+//! - [`EventSink`]: where the machine's events go (a logger, metrics, a test's trace).
+//!
+//! The test harness (`testing`, feature `test-util`) implements the time seams in virtual time, and
+//! `testing::conformance` is the suite an adapter runs on its real runtime to prove it honours them.
 
 use core::future::Future;
 use core::pin::Pin;
 use core::task::{Context, Poll};
 
-use crate::pool::Pool;
+#[cfg(feature = "alloc")]
+use crate::driver::TaskPanic;
+use crate::pool::{Event, Pool};
 use crate::scale::ScalingPolicy;
 use crate::time::Instant;
 
@@ -102,66 +124,45 @@ pub trait TaskFns {
     fn is_finished(&mut self) -> Self::Finished;
 }
 
-/// [`TaskFns`] from three closures.
-#[derive(Clone, Debug)]
-pub struct FnTasks<R, T, F> {
-    run: R,
-    ready: T,
-    finished: F,
+#[cfg(feature = "alloc")]
+/// How task futures run: in the driver or on an executor.
+pub trait Launch<F: Future> {
+    /// A started task, resolving to its output or its panic.
+    type Running: Future<Output = Result<F::Output, TaskPanic>>;
+    /// Starts `task`.
+    fn launch(&self, task: F) -> Self::Running;
+    /// Asks a running task to stop. Returns `true` when dropping `running` is all it takes (the driver then
+    /// drops it at once); `false` when the driver must keep polling it until it resolves.
+    fn cancel(&self, running: Pin<&mut Self::Running>) -> bool;
 }
 
-/// Bundles `run_task`, `is_task_ready` and `is_finished` closures.
-///
-/// # Examples
-///
-/// ```
-/// let fns = pool_core::task_fns(
-///     || async { Ok::<(), std::io::Error>(()) },
-///     || async { Ok(true) },
-///     || async { Ok(false) },
-/// );
-/// # let _ = fns;
-/// ```
-pub fn task_fns<R, T, F, E, FR, FT, FF>(
-    run_task: R,
-    is_task_ready: T,
-    is_finished: F,
-) -> FnTasks<R, T, F>
-where
-    R: FnMut() -> FR,
-    T: FnMut() -> FT,
-    F: FnMut() -> FF,
-    FR: Future<Output = Result<(), E>>,
-    FT: Future<Output = Result<bool, E>>,
-    FF: Future<Output = Result<bool, E>>,
-{
-    FnTasks {
-        run: run_task,
-        ready: is_task_ready,
-        finished: is_finished,
-    }
+#[cfg(feature = "alloc")]
+/// A runtime's spawner, for [`Spawned`](crate::Spawned).
+pub trait Spawn {
+    /// A join handle that resolves to the task's output, or its panic.
+    type Handle<T: Send + 'static>: Future<Output = Result<T, TaskPanic>> + Unpin;
+    /// Spawns `task` on the executor.
+    fn spawn<F>(&self, task: F) -> Self::Handle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static;
+    /// Requests cancellation; the handle then resolves once the task is gone.
+    fn cancel<T: Send + 'static>(&self, handle: &mut Self::Handle<T>);
 }
 
-impl<R, T, F, E, FR, FT, FF> TaskFns for FnTasks<R, T, F>
-where
-    R: FnMut() -> FR,
-    T: FnMut() -> FT,
-    F: FnMut() -> FF,
-    FR: Future<Output = Result<(), E>>,
-    FT: Future<Output = Result<bool, E>>,
-    FF: Future<Output = Result<bool, E>>,
-{
-    type Error = E;
-    type Task = FR;
-    type Ready = FT;
-    type Finished = FF;
-    fn run_task(&mut self) -> FR {
-        (self.run)()
-    }
-    fn is_task_ready(&mut self) -> FT {
-        (self.ready)()
-    }
-    fn is_finished(&mut self) -> FF {
-        (self.finished)()
-    }
+/// What an adapter's runtime provides beyond the seams: how to make one, and its default sensors.
+#[cfg(feature = "std")]
+pub trait DefaultRuntime: Runtime + Spawn + Clone {
+    /// The sensors a pool on this runtime samples unless told otherwise.
+    type Sensors: Sensors;
+    /// A runtime handle for the current context.
+    fn create() -> Self;
+    /// The default sensors.
+    fn default_sensors(&self) -> Self::Sensors;
+}
+
+/// Sends events somewhere: a logger, a metrics exporter, a test's trace.
+pub trait EventSink {
+    /// Called once per event, in order.
+    fn event(&mut self, event: &Event);
 }

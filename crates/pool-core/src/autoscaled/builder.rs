@@ -1,0 +1,243 @@
+//! [`Builder`]: settings, policy, sensors, event sink, task mode and the three task functions, checked at
+//! `build`.
+
+use alloc::boxed::Box;
+use core::fmt;
+use core::future::Future;
+use core::time::Duration;
+use std::sync::Mutex;
+
+use crate::adaptive::AdaptivePolicy;
+use crate::config::{
+    ConcurrencySettings, ConfigError, PoolConfig, ScalingSettings, SnapshotSettings, StatusSettings,
+};
+use crate::driver::Handle;
+use crate::pool::Pool;
+use crate::scale::{CrawleePolicy, ScalingPolicy};
+use crate::seams::{DefaultRuntime, EventSink};
+use crate::tasks::FnTasks;
+
+use super::{AutoscaledPool, BoxPolicy, Inner, TaskMode};
+
+/// The autoscale tick [`AdaptivePolicy`] is tuned for, and so the builder's default.
+const ADAPTIVE_TICK: Duration = Duration::from_secs(1);
+impl<Rt: DefaultRuntime> AutoscaledPool<Rt, (), ()> {
+    /// A builder with default settings and the runtime's default sensors.
+    ///
+    /// # Examples
+    ///
+    /// See the adapters (`pool-tokio`, `pool-smol`, `pool-async-std`), which export this type for their
+    /// runtime.
+    pub fn builder() -> Builder<Rt, (), (), (), Rt::Sensors> {
+        let rt = Rt::create();
+        let sensors = rt.default_sensors();
+        Builder::new(rt, sensors)
+    }
+}
+
+/// Builds an [`AutoscaledPool`]. `build` exists only once all three task functions are set.
+pub struct Builder<Rt, R, T, F, Se> {
+    runtime: Rt,
+    config: PoolConfig,
+    policy: BoxPolicy,
+    sensors: Se,
+    sink: Box<dyn EventSink + Send>,
+    mode: TaskMode,
+    run_task: R,
+    is_task_ready: T,
+    is_finished: F,
+}
+
+impl<Rt, R, T, F, Se> fmt::Debug for Builder<Rt, R, T, F, Se> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Builder")
+            .field("config", &self.config)
+            .field("mode", &self.mode)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<Rt, Se> Builder<Rt, (), (), (), Se> {
+    /// A builder on `runtime` with `sensors` and default settings; adapters call this.
+    ///
+    /// The default policy is [`AdaptivePolicy`] with a 1 s autoscale tick, the policy that won the simulator
+    /// suite (`docs/algorithm.md`); [`Builder::crawlee_parity`] selects Crawlee's controller and its 10 s tick
+    /// instead.
+    pub fn new(runtime: Rt, sensors: Se) -> Self {
+        let mut config = PoolConfig::default();
+        config.scaling.autoscale_interval = ADAPTIVE_TICK;
+        Builder {
+            runtime,
+            config,
+            policy: Box::new(AdaptivePolicy::default()),
+            sensors,
+            #[cfg(feature = "tracing")]
+            sink: Box::new(crate::trace::TracingSink),
+            #[cfg(not(feature = "tracing"))]
+            sink: Box::new(()),
+            mode: TaskMode::default(),
+            run_task: (),
+            is_task_ready: (),
+            is_finished: (),
+        }
+    }
+}
+
+impl<Rt, R, T, F, Se> Builder<Rt, R, T, F, Se> {
+    /// Concurrency bounds and the rate cap.
+    #[must_use]
+    pub fn concurrency_settings(mut self, s: ConcurrencySettings) -> Self {
+        self.config.concurrency = s;
+        self
+    }
+    /// Autoscaling cadence and steps.
+    #[must_use]
+    pub fn scaling_settings(mut self, s: ScalingSettings) -> Self {
+        self.config.scaling = s;
+        self
+    }
+    /// Load windows and thresholds.
+    #[must_use]
+    pub fn status_settings(mut self, s: StatusSettings) -> Self {
+        self.config.status = s;
+        self
+    }
+    /// Snapshot rules, the memory budget and the sensor cadence.
+    #[must_use]
+    pub fn snapshot_settings(mut self, s: SnapshotSettings) -> Self {
+        self.config.snapshot = s;
+        self
+    }
+    /// Every setting at once.
+    #[must_use]
+    pub fn config(mut self, config: PoolConfig) -> Self {
+        self.config = config;
+        self
+    }
+    /// A per-task timeout; see [`PoolConfig::timeout_policy`] for what it does.
+    #[must_use]
+    pub fn task_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.config.task_timeout = timeout;
+        self
+    }
+    /// The scaling policy ([`AdaptivePolicy`] by default). The autoscale tick is set separately, with
+    /// [`Builder::scaling_settings`].
+    #[must_use]
+    pub fn policy(mut self, policy: impl ScalingPolicy + Send + 'static) -> Self {
+        self.policy = Box::new(policy);
+        self
+    }
+    /// Crawlee's behaviour, exactly: [`CrawleePolicy`] with Crawlee's scaling settings (a 10 s tick, steps of
+    /// 5 %). Call it before any other scaling setting you want to keep.
+    #[must_use]
+    pub fn crawlee_parity(mut self) -> Self {
+        self.policy = Box::new(CrawleePolicy);
+        self.config.scaling = ScalingSettings::default();
+        self
+    }
+    /// Where events go (decisions, refusals, status records).
+    #[must_use]
+    pub fn events(mut self, sink: impl EventSink + Send + 'static) -> Self {
+        self.sink = Box::new(sink);
+        self
+    }
+    /// Spawned (default) or in-place tasks.
+    #[must_use]
+    pub fn task_mode(mut self, mode: TaskMode) -> Self {
+        self.mode = mode;
+        self
+    }
+    /// Replaces the sensors.
+    pub fn sensors<Se2>(self, sensors: Se2) -> Builder<Rt, R, T, F, Se2> {
+        Builder {
+            runtime: self.runtime,
+            config: self.config,
+            policy: self.policy,
+            sensors,
+            sink: self.sink,
+            mode: self.mode,
+            run_task: self.run_task,
+            is_task_ready: self.is_task_ready,
+            is_finished: self.is_finished,
+        }
+    }
+    /// The task: an async closure returning `Result<(), E>`.
+    pub fn run_task<R2>(self, f: R2) -> Builder<Rt, R2, T, F, Se> {
+        Builder {
+            runtime: self.runtime,
+            config: self.config,
+            policy: self.policy,
+            sensors: self.sensors,
+            sink: self.sink,
+            mode: self.mode,
+            run_task: f,
+            is_task_ready: self.is_task_ready,
+            is_finished: self.is_finished,
+        }
+    }
+    /// Whether a task should start: an async closure returning `Result<bool, E>`, asked only when there is
+    /// capacity.
+    pub fn is_task_ready<T2>(self, f: T2) -> Builder<Rt, R, T2, F, Se> {
+        Builder {
+            runtime: self.runtime,
+            config: self.config,
+            policy: self.policy,
+            sensors: self.sensors,
+            sink: self.sink,
+            mode: self.mode,
+            run_task: self.run_task,
+            is_task_ready: f,
+            is_finished: self.is_finished,
+        }
+    }
+    /// Whether the run is over: an async closure returning `Result<bool, E>`, asked only when no task is ready
+    /// and none runs.
+    pub fn is_finished<F2>(self, f: F2) -> Builder<Rt, R, T, F2, Se> {
+        Builder {
+            runtime: self.runtime,
+            config: self.config,
+            policy: self.policy,
+            sensors: self.sensors,
+            sink: self.sink,
+            mode: self.mode,
+            run_task: self.run_task,
+            is_task_ready: self.is_task_ready,
+            is_finished: f,
+        }
+    }
+}
+
+impl<Rt, R, T, F, Se, E, FR, FT, FF> Builder<Rt, R, T, F, Se>
+where
+    R: FnMut() -> FR,
+    T: FnMut() -> FT,
+    F: FnMut() -> FF,
+    FR: Future<Output = Result<(), E>>,
+    FT: Future<Output = Result<bool, E>>,
+    FF: Future<Output = Result<bool, E>>,
+{
+    /// Validates the settings and builds the pool.
+    ///
+    /// # Errors
+    ///
+    /// The first invalid setting, as a [`ConfigError`].
+    pub fn build(self) -> Result<BuiltPool<Rt, R, T, F, Se>, ConfigError> {
+        let pool = Pool::with_policy(self.config, self.policy)?;
+        let handle = Handle::new(&pool);
+        let fns = crate::tasks::task_fns(self.run_task, self.is_task_ready, self.is_finished);
+        Ok(AutoscaledPool {
+            runtime: self.runtime,
+            handle,
+            mode: self.mode,
+            inner: Mutex::new(Some(Inner {
+                pool,
+                fns,
+                sensors: self.sensors,
+                sink: self.sink,
+            })),
+        })
+    }
+}
+
+/// The pool a [`Builder`] builds from three closures.
+pub type BuiltPool<Rt, R, T, F, Se> = AutoscaledPool<Rt, FnTasks<R, T, F>, Se>;

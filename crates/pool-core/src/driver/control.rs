@@ -1,0 +1,246 @@
+//! [`Handle`]: cross-thread control of a pool (pause, resume, abort, notify, setters) and its published
+//! counters, through atomics and wait queues only, so no task start or finish takes a lock.
+
+use alloc::sync::Arc;
+
+use crate::config::ConfigError;
+use crate::pool::{Pool, RunError};
+use crate::scale::ScalingPolicy;
+#[cfg(feature = "std")]
+use crate::status::SystemInfo;
+use crate::sync::{AtomicBool, AtomicUsize, AtomicWaker, Notify, Ordering, raise};
+
+#[derive(Debug)]
+pub(super) struct Shared {
+    pub(super) waker: AtomicWaker,
+    /// The active run's number, or 0 when none is active. Numbering runs lets an abort name the run it is
+    /// meant for, so it can never be lost in a race with a run's start nor leak into the next run.
+    pub(super) running: AtomicUsize,
+    /// Run numbers handed out so far.
+    pub(super) runs: AtomicUsize,
+    pub(super) paused: AtomicBool,
+    /// The number of the run an abort was requested for (0: none).
+    pub(super) abort: AtomicUsize,
+    pub(super) slot_woken: AtomicBool,
+    /// Set by every handle request (pause, resume, setters, abort), so the driver's per-iteration check is
+    /// one load when nothing changed.
+    pub(super) dirty: AtomicBool,
+    pub(super) set_min: AtomicUsize,
+    pub(super) set_max: AtomicUsize,
+    pub(super) set_desired: AtomicUsize,
+    pub(super) current: AtomicUsize,
+    pub(super) desired: AtomicUsize,
+    pub(super) min: AtomicUsize,
+    pub(super) max: AtomicUsize,
+    pub(super) drained: Notify,
+    pub(super) ended: Notify,
+    /// The latest current and historical verdicts, refreshed at every sensor sample (once a second by
+    /// default), so handles can show them without touching the machine.
+    #[cfg(feature = "std")]
+    pub(super) info: std::sync::Mutex<Option<(SystemInfo, SystemInfo)>>,
+}
+
+/// A cloneable, thread-safe handle to a pool: pause, resume, abort, notify, setters and counters, usable
+/// from inside tasks and from other threads.
+#[derive(Clone, Debug)]
+pub struct Handle {
+    pub(super) shared: Arc<Shared>,
+}
+
+impl Handle {
+    /// A handle for a pool built with these bounds.
+    pub fn new<P: ScalingPolicy>(pool: &Pool<P>) -> Self {
+        let shared = Shared {
+            waker: AtomicWaker::new(),
+            running: AtomicUsize::new(0),
+            runs: AtomicUsize::new(0),
+            paused: AtomicBool::new(pool.is_paused()),
+            abort: AtomicUsize::new(0),
+            slot_woken: AtomicBool::new(false),
+            dirty: AtomicBool::new(true),
+            set_min: AtomicUsize::new(0),
+            set_max: AtomicUsize::new(0),
+            set_desired: AtomicUsize::new(0),
+            current: AtomicUsize::new(0),
+            desired: AtomicUsize::new(pool.desired_concurrency()),
+            min: AtomicUsize::new(pool.min_concurrency()),
+            max: AtomicUsize::new(pool.max_concurrency()),
+            drained: Notify::new(),
+            ended: Notify::new(),
+            #[cfg(feature = "std")]
+            info: std::sync::Mutex::new(None),
+        };
+        Handle {
+            shared: Arc::new(shared),
+        }
+    }
+
+    /// Tasks running now (0 outside a run).
+    pub fn current_concurrency(&self) -> usize {
+        self.shared.current.load(Ordering::Acquire)
+    }
+    /// Desired concurrency, as of the driver's last poll.
+    pub fn desired_concurrency(&self) -> usize {
+        self.shared.desired.load(Ordering::Acquire)
+    }
+    /// The floor, as of the driver's last poll.
+    pub fn min_concurrency(&self) -> usize {
+        self.shared.min.load(Ordering::Acquire)
+    }
+    /// The ceiling, as of the driver's last poll.
+    pub fn max_concurrency(&self) -> usize {
+        self.shared.max.load(Ordering::Acquire)
+    }
+    /// Whether a run is active.
+    pub fn is_running(&self) -> bool {
+        self.shared.running.load(Ordering::Acquire) != 0
+    }
+    /// Whether the pool is paused.
+    pub fn is_paused(&self) -> bool {
+        self.shared.paused.load(Ordering::Acquire)
+    }
+
+    /// The verdicts over the current window (gating starts) as of the last sensor sample of the active or
+    /// last run; `None` before the first run.
+    #[cfg(feature = "std")]
+    pub fn current_system_info(&self) -> Option<SystemInfo> {
+        self.info().map(|i| i.0)
+    }
+
+    /// The verdicts over the whole history (driving autoscaling) as of the last sensor sample.
+    #[cfg(feature = "std")]
+    pub fn historical_system_info(&self) -> Option<SystemInfo> {
+        self.info().map(|i| i.1)
+    }
+
+    #[cfg(feature = "std")]
+    fn info(&self) -> Option<(SystemInfo, SystemInfo)> {
+        // A panic while holding this lock cannot leave a half-written pair: the value is replaced whole.
+        self.shared
+            .info
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Copies the machine's counters into the handle, for setters applied while no run is active.
+    pub fn sync_from<P: ScalingPolicy>(&self, pool: &Pool<P>) {
+        let sh = &self.shared;
+        sh.desired
+            .store(pool.desired_concurrency(), Ordering::Release);
+        sh.min.store(pool.min_concurrency(), Ordering::Release);
+        sh.max.store(pool.max_concurrency(), Ordering::Release);
+    }
+
+    /// Stops new starts; running tasks go on. Takes effect at the driver's next poll, which this triggers.
+    pub fn pause(&self) {
+        self.shared.paused.store(true, Ordering::Release);
+        raise(&self.shared.dirty);
+        self.shared.waker.wake();
+    }
+
+    /// Lets the pool start tasks again, at once.
+    pub fn resume(&self) {
+        self.shared.paused.store(false, Ordering::Release);
+        raise(&self.shared.dirty);
+        self.shared.waker.wake();
+    }
+
+    /// Wakes the driver so it asks `is_task_ready` again now, for example after new work was queued.
+    pub fn notify(&self) {
+        self.shared.waker.wake();
+    }
+
+    /// Sets desired concurrency; the driver clamps it into `[min, max]`.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::MinTooSmall`] for 0.
+    pub fn set_desired_concurrency(&self, n: usize) -> Result<(), ConfigError> {
+        if n == 0 {
+            return Err(ConfigError::MinTooSmall);
+        }
+        self.request(&self.shared.set_desired, n);
+        Ok(())
+    }
+
+    /// Sets the floor.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::MinTooSmall`] for 0; [`ConfigError::MinAboveMax`] above the ceiling in force.
+    pub fn set_min_concurrency(&self, n: usize) -> Result<(), ConfigError> {
+        if n == 0 {
+            return Err(ConfigError::MinTooSmall);
+        }
+        let max = self.max_concurrency();
+        if n > max {
+            return Err(ConfigError::MinAboveMax { min: n, max });
+        }
+        self.request(&self.shared.set_min, n);
+        Ok(())
+    }
+
+    /// Sets the ceiling; desired and min follow it down.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::MinTooSmall`] for 0.
+    pub fn set_max_concurrency(&self, n: usize) -> Result<(), ConfigError> {
+        if n == 0 {
+            return Err(ConfigError::MinTooSmall);
+        }
+        self.request(&self.shared.set_max, n);
+        Ok(())
+    }
+
+    fn request(&self, slot: &AtomicUsize, n: usize) {
+        slot.store(n, Ordering::Release);
+        raise(&self.shared.dirty);
+        self.shared.waker.wake();
+    }
+
+    /// Aborts the active run and waits until it has cancelled its tasks and ended. The run then returns
+    /// `Ok` with `aborted` set in its report.
+    ///
+    /// # Errors
+    ///
+    /// [`RunError::NotRunning`] when no run is active.
+    pub async fn abort(&self) -> Result<(), RunError> {
+        // One load both checks that a run is active and names it.
+        let run = self.shared.running.load(Ordering::Acquire);
+        if run == 0 {
+            return Err(RunError::NotRunning);
+        }
+        self.shared.abort.store(run, Ordering::Release);
+        raise(&self.shared.dirty);
+        self.shared.waker.wake();
+        // Wait for *that* run to end; a run started after it is not this abort's business.
+        let ended = || self.shared.running.load(Ordering::Acquire) != run;
+        loop {
+            if ended() {
+                return Ok(());
+            }
+            let listener = self.shared.ended.listen();
+            if ended() {
+                return Ok(());
+            }
+            listener.await;
+        }
+    }
+
+    /// Waits until no task is running (at once if none is). With [`Handle::pause`] first, this is "pause and
+    /// drain"; adapters add a timeout.
+    pub async fn drained(&self) {
+        loop {
+            if self.current_concurrency() == 0 {
+                return;
+            }
+            let listener = self.shared.drained.listen();
+            if self.current_concurrency() == 0 {
+                return;
+            }
+            listener.await;
+        }
+    }
+}

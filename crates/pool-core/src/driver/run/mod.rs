@@ -1,0 +1,391 @@
+//! [`Run`]: the future that drives one run of a [`Pool`], and its main loop.
+//!
+//! The loop applies handle requests, runs due ticks, samples sensors, expires task timeouts, reaps woken
+//! tasks (`slots.rs`) and starts new ones while the gate is open (`start.rs`). It sleeps on its one
+//! re-armable timer and its waker.
+
+mod slots;
+mod start;
+
+use alloc::boxed::Box;
+use alloc::collections::VecDeque;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::fmt;
+use core::future::Future;
+use core::pin::Pin;
+use core::task::{Context, Poll};
+
+use self::slots::Slot;
+use super::PoolError;
+use super::control::Handle;
+use super::launch::CatchPanic;
+use super::wake::WakeSet;
+use crate::pool::{Action, Pool, RunReport, TaskOutcome, Verdict};
+use crate::scale::ScalingPolicy;
+use crate::seams::{EventSink, Launch, Runtime, Sensors, TaskFns, Timer};
+use crate::sync::Ordering;
+use crate::time::Instant;
+
+/// The most start attempts and reaps in one poll before the driver yields to its executor.
+const BUDGET: u32 = 256;
+
+/// The most task slots (and wake bits) a run reserves before its first task, whatever the ceiling.
+const PREALLOCATED_SLOTS: usize = 4096;
+
+/// The most tasks started back to back in one step of the driver's loop.
+const START_BATCH: u32 = 32;
+
+/// How many loop iterations of one poll share one clock reading.
+const CLOCK_EVERY: u32 = 16;
+
+/// One run of a pool: a future resolving to the run's report, or its first error.
+///
+/// Build it with [`Run::new`].
+pub struct Run<'a, P, F, Rt, L, S, O>
+where
+    P: ScalingPolicy,
+    F: TaskFns,
+    Rt: Runtime,
+    L: Launch<F::Task>,
+{
+    pool: &'a mut Pool<P>,
+    handle: Handle,
+    fns: &'a mut F,
+    rt: &'a Rt,
+    launcher: L,
+    sensors: S,
+    sink: O,
+    timer: Pin<Box<Rt::Timer>>,
+    armed: Instant,
+    slots: Vec<Slot<L::Running>>,
+    wake: Arc<WakeSet>,
+    free: VecDeque<usize>,
+    deadlines: VecDeque<(Instant, usize, u64)>,
+    ready_check: Pin<Box<Option<CatchPanic<F::Ready>>>>,
+    finished_check: Pin<Box<Option<CatchPanic<F::Finished>>>>,
+    asked_ready: bool,
+    asked_finished: bool,
+    cancelled_all: bool,
+    number: usize,
+    error: Option<PoolError<F::Error>>,
+    done: bool,
+}
+
+impl<P, F, Rt, L, S, O> fmt::Debug for Run<'_, P, F, Rt, L, S, O>
+where
+    P: ScalingPolicy,
+    F: TaskFns,
+    Rt: Runtime,
+    L: Launch<F::Task>,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Run")
+            .field("current", &self.pool.current_concurrency())
+            .field("desired", &self.pool.desired_concurrency())
+            .field("slots", &self.slots.len())
+            .field("done", &self.done)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a, P, F, Rt, L, S, O> Run<'a, P, F, Rt, L, S, O>
+where
+    P: ScalingPolicy,
+    F: TaskFns,
+    Rt: Runtime,
+    L: Launch<F::Task>,
+    S: Sensors,
+    O: EventSink,
+{
+    /// Starts a run of `pool` at `rt.now()`.
+    ///
+    /// # Errors
+    ///
+    /// [`PoolError::AlreadyRunning`] when `handle` belongs to a pool that is already running, or `pool` is.
+    pub fn new(
+        pool: &'a mut Pool<P>,
+        handle: &Handle,
+        fns: &'a mut F,
+        rt: &'a Rt,
+        launcher: L,
+        sensors: S,
+        sink: O,
+    ) -> Result<Self, PoolError<F::Error>> {
+        let shared = &handle.shared;
+        // Run numbers start at 1 (0 means "none") and skip 0 if they ever wrap.
+        let number = shared
+            .runs
+            .fetch_add(1, Ordering::AcqRel)
+            .wrapping_add(1)
+            .max(1);
+        if shared
+            .running
+            .compare_exchange(0, number, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            return Err(PoolError::AlreadyRunning);
+        }
+        let now = rt.now();
+        if pool.start_run(now).is_err() {
+            shared.running.store(0, Ordering::Release);
+            return Err(PoolError::AlreadyRunning);
+        }
+        // Slots and wake bits are reserved up front for the ceiling, but no further than `PREALLOCATED_SLOTS`:
+        // a valid ceiling may be `usize::MAX`. Slots past it are pushed when first needed and woken through
+        // the wake set's overflow mark.
+        let cap = pool.max_concurrency().min(PREALLOCATED_SLOTS);
+        let mut run = Run {
+            timer: Box::pin(rt.timer(now)),
+            armed: now,
+            pool,
+            handle: handle.clone(),
+            fns,
+            rt,
+            launcher,
+            sensors,
+            sink,
+            slots: Vec::with_capacity(cap),
+            wake: Arc::new(WakeSet::new(cap, handle.shared.clone())),
+            free: VecDeque::with_capacity(cap),
+            deadlines: VecDeque::with_capacity(cap),
+            ready_check: Box::pin(None),
+            finished_check: Box::pin(None),
+            asked_ready: false,
+            asked_finished: false,
+            cancelled_all: false,
+            number,
+            error: None,
+            done: false,
+        };
+        // A read-modify-write, not a store: a store could land after a handle's concurrent request in the
+        // flag's modification order without synchronising with it, so `apply_control` would read this run's own
+        // `true`, see a stale `paused` or setter, and clear the only mark of the request (a pause or resume
+        // lost for the whole run; found by the loom model `task_wakeup_and_handle_controls_are_never_lost`).
+        run.handle.shared.dirty.fetch_or(true, Ordering::AcqRel);
+        run.apply_control(now);
+        run.publish();
+        Ok(run)
+    }
+
+    fn apply_control(&mut self, now: Instant) {
+        let sh = &self.handle.shared;
+        if !sh.dirty.load(Ordering::Relaxed) || !sh.dirty.swap(false, Ordering::AcqRel) {
+            return;
+        }
+        let paused = sh.paused.load(Ordering::Acquire);
+        if paused != self.pool.is_paused() {
+            if paused {
+                self.pool.pause();
+            } else {
+                self.pool.resume();
+            }
+        }
+        // Setter errors were reported to the caller by the handle already; a request that raced with
+        // another setter into an invalid combination is dropped.
+        let max = sh.set_max.swap(0, Ordering::AcqRel);
+        if max != 0 {
+            let _ = self.pool.set_max_concurrency(now, max);
+        }
+        let min = sh.set_min.swap(0, Ordering::AcqRel);
+        if min != 0 {
+            let _ = self.pool.set_min_concurrency(now, min);
+        }
+        let desired = sh.set_desired.swap(0, Ordering::AcqRel);
+        if desired != 0 {
+            let _ = self.pool.set_desired_concurrency(now, desired);
+        }
+        if sh.abort.load(Ordering::Acquire) == self.number && !self.pool.is_aborted() {
+            let _ = self.pool.abort();
+        }
+    }
+
+    fn publish(&self) {
+        // Only the driver writes these, so a load-compare-store skips the shared-cache-line write when nothing
+        // changed, which is most iterations.
+        let sh = &self.handle.shared;
+        let current = self.pool.current_concurrency();
+        if sh.current.load(Ordering::Relaxed) != current {
+            sh.current.store(current, Ordering::Release);
+            if current == 0 {
+                sh.drained.notify(usize::MAX);
+            }
+        }
+        for (cell, value) in [
+            (&sh.desired, self.pool.desired_concurrency()),
+            (&sh.min, self.pool.min_concurrency()),
+            (&sh.max, self.pool.max_concurrency()),
+        ] {
+            if cell.load(Ordering::Relaxed) != value {
+                cell.store(value, Ordering::Release);
+            }
+        }
+    }
+
+    fn publish_info(&self, now: Instant) {
+        #[cfg(feature = "std")]
+        {
+            let pair = (self.pool.current_info(now), self.pool.historical_info(now));
+            *self
+                .handle
+                .shared
+                .info
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()) = Some(pair);
+        }
+        #[cfg(not(feature = "std"))]
+        let _ = now;
+    }
+
+    fn flush_events(&mut self) {
+        while let Some(e) = self.pool.poll_event() {
+            self.sink.event(&e);
+        }
+    }
+
+    fn record_error(&mut self, verdict: Verdict, error: PoolError<F::Error>) {
+        if verdict == Verdict::FirstError && self.error.is_none() {
+            self.error = Some(error);
+        }
+    }
+
+    fn end(&mut self, now: Instant) -> Poll<Result<RunReport, PoolError<F::Error>>> {
+        self.done = true;
+        self.ready_check.set(None);
+        self.finished_check.set(None);
+        let report = self.pool.end_run(now);
+        self.flush_events();
+        self.publish();
+        let sh = &self.handle.shared;
+        sh.running.store(0, Ordering::Release);
+        sh.drained.notify(usize::MAX);
+        sh.ended.notify(usize::MAX);
+        Poll::Ready(match (self.error.take(), report) {
+            (Some(e), _) => Err(e),
+            (None, Ok(r)) => Ok(r),
+            // `end` runs only once the machine says the run is done, so this cannot happen; report it as the
+            // closest thing rather than panicking.
+            (None, Err(_)) => Err(PoolError::AlreadyRunning),
+        })
+    }
+}
+
+// The driver never pins its fields in place: the task slots, checks and timer are pinned in their own boxes.
+// So moving a `Run` never moves a pinned value, and it may be `Unpin` whatever its parameters are.
+impl<P, F, Rt, L, S, O> Unpin for Run<'_, P, F, Rt, L, S, O>
+where
+    P: ScalingPolicy,
+    F: TaskFns,
+    Rt: Runtime,
+    L: Launch<F::Task>,
+{
+}
+
+impl<P, F, Rt, L, S, O> Future for Run<'_, P, F, Rt, L, S, O>
+where
+    P: ScalingPolicy,
+    F: TaskFns,
+    Rt: Runtime,
+    L: Launch<F::Task>,
+    S: Sensors,
+    O: EventSink,
+{
+    type Output = Result<RunReport, PoolError<F::Error>>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        // Every field is `Unpin` (pinned state lives in boxes), so the driver itself can move.
+        let this = Pin::into_inner(self);
+        if this.done {
+            return Poll::Pending;
+        }
+        this.handle.shared.waker.register(cx.waker());
+        // Each wake is a new chance: readiness and finish are asked again once per wake, never in a spin.
+        this.asked_ready = false;
+        this.asked_finished = false;
+        let mut budget = BUDGET;
+        let mut now = this.rt.now();
+        loop {
+            // A clock read costs as much as a short task's whole trip through the pool, so the clock is read
+            // once per poll and again every few iterations; the iterations of one poll span microseconds.
+            if (BUDGET - budget) % CLOCK_EVERY == CLOCK_EVERY - 1 {
+                now = this.rt.now();
+            }
+            this.apply_control(now);
+            if this.pool.poll_timeout().is_some_and(|t| now >= t) {
+                this.pool.handle_timeout(now);
+            }
+            while let Some(action) = this.pool.poll_action() {
+                match action {
+                    Action::SampleSensors => {
+                        this.sensors.sample(now, this.pool);
+                        this.publish_info(now);
+                    }
+                }
+            }
+            if this.pool.is_aborted() && !this.cancelled_all {
+                this.cancel_all(now);
+            }
+            this.expire_timeouts(now);
+            let reaped = this.reap(now);
+            if this.pool.is_draining() && this.pool.current_concurrency() == 0 {
+                return this.end(now);
+            }
+            let started = this.step_start(cx, now);
+            this.flush_events();
+            this.publish();
+            if reaped == 0 && !started {
+                break;
+            }
+            budget -= 1;
+            if budget == 0 {
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+        }
+        let next_task_deadline = this.deadlines.front().map_or(Instant::FAR_FUTURE, |d| d.0);
+        let deadline = this
+            .pool
+            .poll_timeout()
+            .unwrap_or(Instant::FAR_FUTURE)
+            .min(next_task_deadline);
+        if deadline != this.armed {
+            this.timer.as_mut().reset(deadline);
+            this.armed = deadline;
+        }
+        if this.timer.as_mut().poll_elapsed(cx).is_ready() && this.rt.now() >= deadline {
+            cx.waker().wake_by_ref();
+        }
+        Poll::Pending
+    }
+}
+
+impl<P, F, Rt, L, S, O> Drop for Run<'_, P, F, Rt, L, S, O>
+where
+    P: ScalingPolicy,
+    F: TaskFns,
+    Rt: Runtime,
+    L: Launch<F::Task>,
+{
+    fn drop(&mut self) {
+        // A run dropped before it ended (its caller was cancelled) still frees the pool for the next run:
+        // in-place tasks are dropped with it, and the machine is reset.
+        if !self.done {
+            for slot in &mut self.slots {
+                if let Some(task) = slot.task.as_mut().as_pin_mut() {
+                    let _ = self.launcher.cancel(task);
+                }
+            }
+            let _ = self.pool.abort();
+            let now = self.rt.now();
+            while self.pool.current_concurrency() > 0 {
+                self.pool.handle_task_finished(now, TaskOutcome::Cancelled);
+            }
+            let _ = self.pool.end_run(now);
+            let sh = &self.handle.shared;
+            sh.current.store(0, Ordering::Release);
+            sh.running.store(0, Ordering::Release);
+            sh.drained.notify(usize::MAX);
+            sh.ended.notify(usize::MAX);
+        }
+    }
+}

@@ -1,0 +1,134 @@
+//! The start path: ask `is_task_ready` while the gate is open, start what is ready, and ask `is_finished`
+//! when nothing is ready and nothing runs.
+
+use core::task::{Context, Poll};
+
+use super::{Run, START_BATCH};
+use crate::driver::PoolError;
+use crate::driver::launch::{CatchPanic, call_caught};
+use crate::scale::ScalingPolicy;
+use crate::seams::{EventSink, Launch, Runtime, Sensors, TaskFns};
+use crate::time::Instant;
+
+/// What one step of the start path did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Step {
+    /// A task started; another may follow at once.
+    Launched,
+    /// Something else changed (an answer, an error, a finish check); the loop should go round.
+    Changed,
+    /// Nothing to do until a wake.
+    Idle,
+}
+
+impl<P, F, Rt, L, S, O> Run<'_, P, F, Rt, L, S, O>
+where
+    P: ScalingPolicy,
+    F: TaskFns,
+    Rt: Runtime,
+    L: Launch<F::Task>,
+    S: Sensors,
+    O: EventSink,
+{
+    /// Runs the start path: up to [`START_BATCH`] starts in a row while readiness answers at once, so a
+    /// stream of short tasks pays the loop's bookkeeping (ticks, reaping, events, counters) once per batch
+    /// rather than once per task. Returns whether anything changed.
+    pub(super) fn step_start(&mut self, cx: &mut Context<'_>, now: Instant) -> bool {
+        let mut progress = false;
+        for _ in 0..START_BATCH {
+            match self.start_once(cx, now) {
+                Step::Launched => progress = true,
+                Step::Changed => return true,
+                Step::Idle => return progress,
+            }
+        }
+        progress
+    }
+
+    /// One step of the start path.
+    fn start_once(&mut self, cx: &mut Context<'_>, now: Instant) -> Step {
+        if let Some(check) = self.finished_check.as_mut().as_pin_mut() {
+            let Poll::Ready(res) = check.poll(cx) else {
+                return Step::Idle;
+            };
+            self.finished_check.set(None);
+            match res {
+                Ok(Ok(true)) => self.pool.handle_finished(now),
+                Ok(Ok(false)) => {}
+                Ok(Err(e)) => self.task_fn_failed(now, PoolError::Task(e)),
+                Err(p) => self.task_fn_failed(now, PoolError::Panicked(p)),
+            }
+            return Step::Changed;
+        }
+        if self.ready_check.is_none() {
+            if self.asked_ready {
+                return Step::Idle;
+            }
+            match self.pool.poll_start(now) {
+                Ok(()) => match call_caught(|| self.fns.is_task_ready()) {
+                    Ok(check) => self.ready_check.set(Some(CatchPanic::new(check))),
+                    Err(p) => {
+                        self.task_fn_failed(now, PoolError::Panicked(p));
+                        return Step::Changed;
+                    }
+                },
+                // A paused or rate-limited pool with nothing running may still be finished: asking keeps the
+                // pause and the rate cap from stalling the end of a run (Crawlee for Python asks while paused).
+                Err(crate::Refusal::Paused | crate::Refusal::RateLimited { .. }) => {
+                    return if self.maybe_check_finished() {
+                        Step::Changed
+                    } else {
+                        Step::Idle
+                    };
+                }
+                Err(_) => return Step::Idle,
+            }
+        }
+        // The readiness answer is polled in the same step it is asked, so a ready answer starts its task
+        // without another trip through the driver's loop.
+        if let Some(check) = self.ready_check.as_mut().as_pin_mut() {
+            let Poll::Ready(res) = check.poll(cx) else {
+                return Step::Idle;
+            };
+            self.ready_check.set(None);
+            match res {
+                Ok(Ok(true)) => {
+                    if self.pool.handle_task_started(now).is_ok() {
+                        self.launch(now);
+                        return Step::Launched;
+                    }
+                }
+                Ok(Ok(false)) => {
+                    self.asked_ready = true;
+                    self.pool.handle_no_task_ready(now);
+                    self.maybe_check_finished();
+                }
+                Ok(Err(e)) => self.task_fn_failed(now, PoolError::Task(e)),
+                Err(p) => self.task_fn_failed(now, PoolError::Panicked(p)),
+            }
+            return Step::Changed;
+        }
+        Step::Idle
+    }
+
+    fn maybe_check_finished(&mut self) -> bool {
+        if self.asked_finished || !self.pool.should_check_finished() {
+            return false;
+        }
+        self.asked_finished = true;
+        match call_caught(|| self.fns.is_finished()) {
+            Ok(check) => self.finished_check.set(Some(CatchPanic::new(check))),
+            Err(p) => {
+                let now = self.rt.now();
+                self.task_fn_failed(now, PoolError::Panicked(p));
+            }
+        }
+        true
+    }
+
+    /// `is_task_ready` or `is_finished` failed or panicked: the run drains and returns the first error.
+    fn task_fn_failed(&mut self, now: Instant, error: PoolError<F::Error>) {
+        let verdict = self.pool.handle_error(now);
+        self.record_error(verdict, error);
+    }
+}
