@@ -9,6 +9,8 @@
 //!
 //! - `alloc`: the run driver.
 //! - `std` (default, implies `alloc`): panic capture in the driver.
+//! - `tracing`: `TracingSink`, events as `tracing` records.
+//! - `metrics`: the `metrics` module, gauges and counters through the `metrics` facade.
 //! - `test-util`: the deterministic harness (virtual clock, manual executor, scripted sensors, simulator).
 //!
 //! # Examples
@@ -64,6 +66,8 @@ pub mod autoscaled;
 pub mod config;
 #[cfg(feature = "alloc")]
 pub mod driver;
+#[cfg(feature = "metrics")]
+pub mod metrics;
 pub mod pool;
 pub mod scale;
 pub mod seams;

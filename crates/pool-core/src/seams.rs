@@ -7,7 +7,7 @@
 //! 3. [`Runtime`]: the clock plus a timer factory; optionally [`Runtime::drive`] to wrap the driver future
 //!    (tokio opts out of its cooperative budget there).
 //! 4. [`Spawn`] (`alloc`): spawning a task whose join handle turns a panic into a
-//!    [`TaskPanic`](crate::TaskPanic), and cancelling it. The driver's [`Spawned`](crate::Spawned) launcher
+//!    [`TaskPanic`], and cancelling it. The driver's [`Spawned`](crate::Spawned) launcher
 //!    uses it; [`InPlace`](crate::InPlace) needs none.
 //! 5. [`DefaultRuntime`] (`std`): how [`AutoscaledPool::builder`](crate::AutoscaledPool::builder) makes the
 //!    runtime and which [`Sensors`] it samples by default.
@@ -106,7 +106,7 @@ impl<A: Sensors, B: Sensors> Sensors for (A, B) {
 
 /// The three user functions the pool drives, bundled so the driver names one type instead of six.
 ///
-/// Build one from closures with [`task_fns`].
+/// Build one from closures with [`task_fns`](crate::task_fns).
 pub trait TaskFns {
     /// The user's error type; it flows out of the run unchanged.
     type Error;

@@ -15,7 +15,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let job = take.lock().unwrap().pop_front();
             async move {
                 if job.is_some() {
-                    async_io::Timer::after(Duration::from_millis(20)).await;
+                    smol::Timer::after(Duration::from_millis(20)).await;
                 }
                 Ok::<(), std::io::Error>(())
             }

@@ -26,17 +26,6 @@
 
 mod runtime;
 
-pub use pool_core::{
-    ConcurrencySettings, ConfigError, DrainTimeout, Event, Handle, PoolConfig, PoolError, RunError,
-    RunReport, ScalingSettings, SnapshotSettings, StatusSettings, SystemInfo, TaskMode, TaskPanic,
-};
-pub use pool_sensors::{
-    ClientErrors, CpuMode, LoadSignal, SensorSettings, SystemSensors, snapshot_settings_from_env,
-};
 pub use runtime::{SmolJoin, SmolRuntime, SmolTimer};
 
-/// An autoscaled pool on smol. Build one with `AutoscaledPool::builder()`.
-pub type AutoscaledPool<Fns = (), Se = ()> = pool_core::AutoscaledPool<SmolRuntime, Fns, Se>;
-
-/// The builder `AutoscaledPool::builder()` returns.
-pub type Builder<R = (), T = (), F = (), Se = ()> = pool_core::Builder<SmolRuntime, R, T, F, Se>;
+pool_adapter::adapter_api!(SmolRuntime, "smol");

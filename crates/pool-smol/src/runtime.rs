@@ -1,19 +1,15 @@
 //! [`SmolRuntime`]: `pool-core`'s clock, timer and spawner on smol.
 
 use core::future::Future;
-use core::pin::Pin;
-use core::task::{Context, Poll};
-use core::time::Duration;
 use std::sync::Arc;
 
-use pool_core::{
-    Clock, DefaultRuntime, InPlace, Instant, Launch, Runtime, Spawn, TaskPanic, Timer,
-};
+use pool_adapter::{AsyncIoTimer, Epoch, Join};
+use pool_core::{Clock, InPlace, Instant, Launch, Runtime, Spawn, TaskPanic};
 
 /// smol's clock, timers and spawner. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct SmolRuntime {
-    epoch: std::time::Instant,
+    epoch: Epoch,
     executor: Option<Arc<async_executor::Executor<'static>>>,
 }
 
@@ -21,7 +17,7 @@ impl SmolRuntime {
     /// A runtime spawning on smol's global executor.
     pub fn new() -> Self {
         SmolRuntime {
-            epoch: std::time::Instant::now(),
+            epoch: Epoch::new(),
             executor: None,
         }
     }
@@ -33,11 +29,6 @@ impl SmolRuntime {
             ..SmolRuntime::new()
         }
     }
-
-    fn to_std(&self, at: Instant) -> Option<std::time::Instant> {
-        // `FAR_FUTURE` (or anything unrepresentable) means "never": the timer is left unarmed.
-        self.epoch.checked_add(Duration::from_nanos(at.as_nanos()))
-    }
 }
 
 impl Default for SmolRuntime {
@@ -48,59 +39,22 @@ impl Default for SmolRuntime {
 
 impl Clock for SmolRuntime {
     fn now(&self) -> Instant {
-        let nanos = self.epoch.elapsed().as_nanos();
-        Instant::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
+        self.epoch.now()
     }
 }
 
 /// An `async-io` timer, re-armed in place.
-#[derive(Debug)]
-pub struct SmolTimer {
-    timer: async_io::Timer,
-    epoch_rt: SmolRuntime,
-}
-
-impl Timer for SmolTimer {
-    fn reset(mut self: Pin<&mut Self>, at: Instant) {
-        match self.epoch_rt.to_std(at) {
-            Some(t) => self.timer.set_at(t),
-            None => self.timer = async_io::Timer::never(),
-        }
-    }
-
-    fn poll_elapsed(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        Pin::new(&mut self.timer).poll(cx).map(|_| ())
-    }
-}
+pub type SmolTimer = AsyncIoTimer;
 
 impl Runtime for SmolRuntime {
     type Timer = SmolTimer;
     fn timer(&self, at: Instant) -> SmolTimer {
-        let timer = self
-            .to_std(at)
-            .map_or_else(async_io::Timer::never, async_io::Timer::at);
-        SmolTimer {
-            timer,
-            epoch_rt: self.clone(),
-        }
+        self.epoch.timer(at)
     }
 }
 
 /// A spawned task whose panics become [`TaskPanic`]s; cancelling drops the task, which cancels it.
-#[derive(Debug)]
-pub struct SmolJoin<T>(Option<async_executor::Task<Result<T, TaskPanic>>>);
-
-impl<T> Future for SmolJoin<T> {
-    type Output = Result<T, TaskPanic>;
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.0.as_mut() {
-            Some(task) => Pin::new(task).poll(cx),
-            None => Poll::Ready(Err(TaskPanic {
-                message: String::from("cancelled"),
-            })),
-        }
-    }
-}
+pub type SmolJoin<T> = Join<async_executor::Task<Result<T, TaskPanic>>>;
 
 impl Spawn for SmolRuntime {
     type Handle<T: Send + 'static> = SmolJoin<T>;
@@ -116,21 +70,11 @@ impl Spawn for SmolRuntime {
             Some(ex) => ex.spawn(caught),
             None => smol::spawn(caught),
         };
-        SmolJoin(Some(handle))
+        Join::new(handle)
     }
 
     fn cancel<T: Send + 'static>(&self, handle: &mut SmolJoin<T>) {
         // Dropping an `async_executor::Task` cancels it; the future is dropped on its executor.
-        handle.0 = None;
-    }
-}
-
-impl DefaultRuntime for SmolRuntime {
-    type Sensors = pool_sensors::SystemSensors;
-    fn create() -> Self {
-        SmolRuntime::new()
-    }
-    fn default_sensors(&self) -> Self::Sensors {
-        pool_sensors::SystemSensors::new(pool_sensors::SensorSettings::default())
+        drop(handle.take());
     }
 }

@@ -32,7 +32,7 @@ fn tasks_run_on_the_callers_executor() {
     let stalled = smol::block_on(futures_lite::future::or(
         async { Some(pool.run().await) },
         async {
-            async_io::Timer::after(std::time::Duration::from_millis(200)).await;
+            smol::Timer::after(std::time::Duration::from_millis(200)).await;
             None
         },
     ));

@@ -39,29 +39,16 @@
 //! # Features
 //!
 //! - `metrics`: gauges and counters through the `metrics` facade (`pool_tokio::metrics`: an event sink, a
-//!   handle reader and a `run_task` wrapper), with a Prometheus example.
+//!   handle reader and a `run_task` wrapper), from `pool-core`.
 //!
 //! The crawl demo, `cargo run --release -p pool-tokio --example crawl`, crawls a local site that pushes back
 //! and draws how the pool adapted.
 
-#[cfg(feature = "metrics")]
-pub mod metrics;
 mod runtime;
 
-pub use pool_core::{
-    ConcurrencySettings, ConfigError, DrainTimeout, Event, Handle, PoolConfig, PoolError, RunError,
-    RunReport, ScalingSettings, SnapshotSettings, StatusSettings, SystemInfo, TaskMode, TaskPanic,
-};
-pub use pool_sensors::{
-    ClientErrors, CpuMode, LoadSignal, SensorSettings, SystemSensors, snapshot_settings_from_env,
-};
 pub use runtime::{TokioJoin, TokioRuntime, TokioTimer};
 
-/// An autoscaled pool on tokio. Build one with `AutoscaledPool::builder()`.
-pub type AutoscaledPool<Fns = (), Se = ()> = pool_core::AutoscaledPool<TokioRuntime, Fns, Se>;
-
-/// The builder `AutoscaledPool::builder()` returns.
-pub type Builder<R = (), T = (), F = (), Se = ()> = pool_core::Builder<TokioRuntime, R, T, F, Se>;
+pool_adapter::adapter_api!(TokioRuntime, "tokio");
 
 // The workspace README's examples (the core in virtual time, the tokio quick start) are compiled and run as
 // doctests here, where both `pool-core`'s harness and this crate are in scope, so they cannot rot.

@@ -5,7 +5,7 @@ use core::pin::Pin;
 use core::task::{Context, Poll};
 use core::time::Duration;
 
-use pool_core::{Clock, DefaultRuntime, Instant, Runtime, Spawn, TaskPanic, Timer};
+use pool_core::{Clock, Instant, Runtime, Spawn, TaskPanic, Timer};
 
 /// Tokio's clock, timers and spawner. Cheap to clone.
 ///
@@ -118,15 +118,5 @@ impl Spawn for TokioRuntime {
 
     fn cancel<T: Send + 'static>(&self, handle: &mut TokioJoin<T>) {
         handle.0.abort();
-    }
-}
-
-impl DefaultRuntime for TokioRuntime {
-    type Sensors = pool_sensors::SystemSensors;
-    fn create() -> Self {
-        TokioRuntime::new()
-    }
-    fn default_sensors(&self) -> Self::Sensors {
-        pool_sensors::SystemSensors::new(pool_sensors::SensorSettings::default())
     }
 }

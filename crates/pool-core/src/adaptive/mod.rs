@@ -2,7 +2,7 @@
 //!
 //! Crawlee's controller moves desired concurrency by 5 % per tick with no throughput objective: it is slow to
 //! ramp, slow to back off, and keeps climbing past the point where throughput falls. This policy keeps the
-//! same inputs (the historical [`SystemInfo`] and the finished-task counter) and decides differently:
+//! same inputs (the historical [`SystemInfo`](crate::SystemInfo) and the finished-task counter) and decides differently:
 //!
 //! - **Ramp.** From the start, grow desired geometrically (`ramp_factor` per tick) while no signal shows fresh
 //!   overload and the pool is busy (`current >= desired × demand_ratio`). The ramp ends at the first

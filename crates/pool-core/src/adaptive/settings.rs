@@ -2,7 +2,7 @@
 
 use core::time::Duration;
 
-/// The knobs of [`AdaptivePolicy`]. The defaults are the ones the simulator suite was run with.
+/// The knobs of [`AdaptivePolicy`](super::AdaptivePolicy). The defaults are the ones the simulator suite was run with.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct AdaptiveSettings {
     /// Growth per tick during the ramp; above 1.

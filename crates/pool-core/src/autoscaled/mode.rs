@@ -21,7 +21,7 @@ pub enum TaskMode {
     InPlace,
 }
 
-/// The launcher an [`AutoscaledPool`] uses, chosen by [`TaskMode`].
+/// The launcher an [`AutoscaledPool`](super::AutoscaledPool) uses, chosen by [`TaskMode`].
 #[derive(Clone, Debug)]
 pub enum Launcher<S> {
     /// Poll in place.

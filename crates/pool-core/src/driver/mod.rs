@@ -1,4 +1,4 @@
-//! The run driver: one hand-polled future that drives a [`Pool`] over any runtime.
+//! The run driver: one hand-polled future that drives a [`Pool`](crate::Pool) over any runtime.
 //!
 //! [`Run`] owns nothing for longer than a run: it borrows the machine, the user's task functions, the
 //! runtime and the sensors. Each poll it applies the [`Handle`]'s requests, runs due ticks, samples sensors,
@@ -17,11 +17,10 @@
 //! | `launch` | [`InPlace`] and [`Spawned`], with panic capture |
 //! | `control` | [`Handle`]: cross-thread control and published counters |
 //! | `wake` | the woken-slot bitset |
-//! | `sink` | ready-made [`EventSink`](crate::EventSink)s, [`FnSink`] |
+//! | `sink` | ready-made [`EventSink`]s, [`FnSink`] |
 //! | `run` | [`Run`], the driver future: its loop, its task slots, its start path |
 //!
-//! The traits the driver calls ([`Launch`](crate::Launch), [`Spawn`](crate::Spawn),
-//! [`EventSink`](crate::EventSink), ...) live in [`seams`](crate::seams).
+//! The traits the driver calls ([`Launch`], [`Spawn`], [`EventSink`], ...) live in [`seams`](crate::seams).
 
 mod control;
 mod error;

@@ -102,7 +102,7 @@ impl<P: ScalingPolicy> Pool<P> {
     }
 
     /// Aborts the active run: no new starts; the driver cancels in-flight tasks and reports each as
-    /// [`TaskOutcome::Cancelled`]; the run then ends normally with `aborted` set in its report.
+    /// [`TaskOutcome::Cancelled`](super::TaskOutcome::Cancelled); the run then ends normally with `aborted` set in its report.
     ///
     /// # Errors
     ///

@@ -123,7 +123,7 @@ impl fmt::Display for StatusRecord {
     }
 }
 
-/// Something the machine reports. Drain with [`Pool::poll_event`].
+/// Something the machine reports. Drain with [`Pool::poll_event`](super::Pool::poll_event).
 #[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
 pub enum Event {
@@ -223,7 +223,7 @@ impl fmt::Display for RunError {
 
 impl core::error::Error for RunError {}
 
-/// Counts for one run, returned by [`Pool::end_run`].
+/// Counts for one run, returned by [`Pool::end_run`](super::Pool::end_run).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RunReport {
     /// Tasks started.

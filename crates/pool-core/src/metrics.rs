@@ -27,51 +27,55 @@
 //! # Examples
 //!
 //! Export to Prometheus (`metrics-exporter-prometheus`; `PrometheusBuilder::install` would also serve the
-//! text on a port):
+//! text on a port). The pool runs here in the core's virtual time; on a real runtime the sink and the
+//! wrapper are the same (`pool_tokio::metrics`, `pool_smol::metrics`, `pool_async_std::metrics`):
 //!
 //! ```
-//! use std::sync::Arc;
-//! use std::sync::atomic::{AtomicU32, Ordering};
+//! use std::cell::Cell;
 //! use metrics_exporter_prometheus::PrometheusBuilder;
-//! use pool_tokio::AutoscaledPool;
-//! use pool_tokio::metrics::{MetricsSink, instrument, record_handle};
+//! use pool_core::metrics::{MetricsSink, instrument, record_handle};
+//! use pool_core::testing::Sim;
+//! use pool_core::{task_fns, Handle, InPlace, Pool, PoolConfig, Run};
 //!
-//! # #[tokio::main(flavor = "current_thread")]
-//! # async fn main() {
 //! let recorder = PrometheusBuilder::new().build_recorder();
 //! let prometheus = recorder.handle();
 //! metrics::set_global_recorder(recorder).unwrap();
 //!
-//! let left = Arc::new(AtomicU32::new(20));
-//! let (l1, l2, l3) = (left.clone(), left.clone(), left);
-//! let pool = AutoscaledPool::builder()
-//!     .events(MetricsSink::new())
-//!     .run_task(instrument(move || {
-//!         let n = l1.fetch_sub(1, Ordering::SeqCst);
+//! let sim = Sim::new();
+//! let mut pool = Pool::new(PoolConfig::default()).unwrap();
+//! let handle = Handle::new(&pool);
+//! let left = Cell::new(20);
+//! let mut fns = task_fns(
+//!     instrument(|| {
+//!         let n = left.get();
+//!         left.set(n - 1);
 //!         async move { if n % 10 == 0 { Err("every tenth job fails") } else { Ok(()) } }
-//!     }))
-//!     .is_task_ready(move || { let ready = l2.load(Ordering::SeqCst) > 0; async move { Ok(ready) } })
-//!     .is_finished(move || { let done = l3.load(Ordering::SeqCst) == 0; async move { Ok(done) } })
-//!     .build()
-//!     .unwrap();
-//! let _ = pool.run().await; // the first failure ends the run
-//! record_handle(&pool.handle());
+//!     }),
+//!     || { let ready = left.get() > 0; async move { Ok(ready) } },
+//!     || { let done = left.get() == 0; async move { Ok(done) } },
+//! );
+//! let run = Run::new(&mut pool, &handle, &mut fns, sim.runtime(), InPlace, (), MetricsSink::new()).unwrap();
+//! let _ = sim.block_on(run); // the first failure ends the run
+//! record_handle(&handle);
 //!
 //! let text = prometheus.render();
 //! assert!(text.contains("autoscaled_pool_tasks_started_total"));
 //! assert!(text.contains("autoscaled_pool_tasks_failed_total 1"));
-//! assert!(text.contains("autoscaled_pool_desired_concurrency 10"));
+//! assert!(text.contains("autoscaled_pool_desired_concurrency"));
 //! assert!(text.contains("autoscaled_pool_signal_ratio{signal=\"client\"}"));
-//! # }
 //! ```
 
 use core::future::Future;
+use core::panic::AssertUnwindSafe;
 use core::pin::Pin;
 use core::task::{Context, Poll};
-use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+use std::panic::{catch_unwind, resume_unwind};
 
-use metrics::{counter, gauge};
-use pool_core::{Event, EventSink, Handle, SystemInfo};
+use crate::driver::Handle;
+use crate::pool::Event;
+use crate::seams::EventSink;
+use crate::status::SystemInfo;
+use ::metrics::{counter, gauge};
 
 /// An [`EventSink`] that records gauges and counters through the `metrics` facade.
 ///
