@@ -41,6 +41,11 @@ const CORE_FORBIDDEN: &[&str] = &[
     "async_io",
 ];
 
+/// The most lines a library or binary source file under `crates/*/src` may have. A file past it does more
+/// than one job; split it by job (see `docs/architecture.md`). Tests and examples are exempt: a suite of
+/// ported cases is long by nature.
+const MAX_SOURCE_LINES: usize = 600;
+
 /// One broken rule, shown as `path:line: message` so that editors can jump to it.
 #[derive(Debug)]
 pub(crate) struct Violation {
@@ -90,6 +95,7 @@ fn check(root: &Path) -> io::Result<Vec<Violation>> {
     let mut violations = missing_module_docs(&files);
     violations.extend(forbidden_markers(&files));
     violations.extend(core_impurities(&files));
+    violations.extend(long_files(&files));
     violations.extend(manifest_violations(root)?);
     violations.extend(license_violations(root));
     Ok(violations)
@@ -179,6 +185,26 @@ fn core_impurities(files: &[SourceFile]) -> Vec<Violation> {
     violations
 }
 
+fn long_files(files: &[SourceFile]) -> Vec<Violation> {
+    let in_crate_src = |path: &Path| {
+        let mut parts = path.components().map(|c| c.as_os_str());
+        parts.next().is_some_and(|p| p == "crates")
+            && parts.next().is_some()
+            && parts.next().is_some_and(|p| p == "src")
+    };
+    files
+        .iter()
+        .filter(|file| in_crate_src(&file.path))
+        .filter_map(|file| {
+            let n = file.text.lines().count();
+            let message = format!(
+                "{n} lines, over the {MAX_SOURCE_LINES}-line limit for crates/*/src: split the file by job"
+            );
+            (n > MAX_SOURCE_LINES).then(|| Violation::new(&file.path, n, message))
+        })
+        .collect()
+}
+
 fn manifest_violations(root: &Path) -> io::Result<Vec<Violation>> {
     let mut violations = Vec::new();
     for krate in crate_dirs(root)? {
@@ -256,6 +282,11 @@ mod tests {
     }
 
     #[test]
+    fn no_source_file_under_crates_src_is_over_the_line_limit() {
+        assert_clean(long_files(&repo_files()));
+    }
+
+    #[test]
     fn every_crate_uses_workspace_lints_and_mit_license() {
         let root = crate::project_root();
         let mut violations = manifest_violations(&root).unwrap();
@@ -286,6 +317,22 @@ mod tests {
         assert_eq!(
             located(core_impurities(&files)),
             ["crates/pool-core/src/a.rs:3"]
+        );
+
+        let long = SourceFile {
+            path: "crates/pool-x/src/long.rs".into(),
+            text: "//! A.\n".repeat(MAX_SOURCE_LINES + 1),
+        };
+        let long_test = SourceFile {
+            path: "crates/pool-x/tests/long.rs".into(),
+            text: long.text.clone(),
+        };
+        assert_eq!(
+            located(long_files(&[long, long_test])),
+            [format!(
+                "crates/pool-x/src/long.rs:{}",
+                MAX_SOURCE_LINES + 1
+            )]
         );
 
         assert!(manifest_problems("license = \"MIT\"\n[lints]\n\nworkspace = true\n").is_empty());
