@@ -13,8 +13,8 @@ use std::time::Duration;
 mod common;
 
 use common::{
-    Boom, Case, Counters, DropCount, Gauge, at_ms, bump, config, ms, queue_tasks, queue_tasks_with,
-    secs, until,
+    Boom, Case, Counters, DropCount, Gauge, answers, at_ms, bump, config, ms, queue_tasks,
+    queue_tasks_with, secs, until,
 };
 use futures_lite::future::{poll_once, zip};
 use pool_core::testing::{ScriptedSensors, Sim};
@@ -45,14 +45,8 @@ fn py_runs_concurrently() {
                 Ok::<(), Boom>(())
             }
         },
-        move || {
-            let ready = started.get() < 20;
-            async move { Ok(ready) }
-        },
-        move || {
-            let finished = done.get() >= 10;
-            async move { Ok(finished) }
-        },
+        answers(move || started.get() < 20),
+        answers(move || done.get() >= 10),
     );
     let report = case.run(&mut fns).unwrap();
     assert_eq!(gauge.peak.get(), 10);
@@ -137,10 +131,7 @@ fn py_propagates_exceptions() {
             }
         },
         || async { Ok(true) },
-        move || {
-            let finished = done.get() >= 20;
-            async move { Ok(finished) }
-        },
+        answers(move || done.get() >= 20),
     );
     let res = case.run(&mut fns);
     assert_eq!(res, Err(PoolError::Task(Boom("Scheduled crash"))));
@@ -170,10 +161,7 @@ fn py_propagates_exceptions_after_finished() {
                 Err::<(), _>(Boom("Scheduled crash"))
             }
         },
-        move || {
-            let ready = started.get() == 0;
-            async move { Ok(ready) }
-        },
+        answers(move || started.get() == 0),
         move || {
             bump(finished_calls);
             let finished = started.get() > 0;
@@ -204,14 +192,8 @@ fn py_propagates_timeout_error_from_task_function() {
                 ))
             }
         },
-        move || {
-            let ready = started.get() == 0;
-            async move { Ok(ready) }
-        },
-        move || {
-            let finished = started.get() > 0;
-            async move { Ok(finished) }
-        },
+        answers(move || started.get() == 0),
+        answers(move || started.get() > 0),
     );
     match case.run(&mut fns) {
         Err(PoolError::Task(FetchError::Timeout(msg))) => {
@@ -306,10 +288,7 @@ fn py_autoscales_uses_desired_concurrency_ratio() {
                 Ok::<(), Boom>(())
             }
         },
-        move || {
-            let ready = bump(readies) == 1;
-            async move { Ok(ready) }
-        },
+        answers(move || bump(readies) == 1),
         || async { Ok(false) },
     );
     let ctl = async {
@@ -392,14 +371,8 @@ fn py_allows_multiple_run_calls() {
                 Ok::<(), Boom>(())
             }
         },
-        move || {
-            let ready = done.get() < 4;
-            async move { Ok(ready) }
-        },
-        move || {
-            let finished = done.get() >= 4;
-            async move { Ok(finished) }
-        },
+        answers(move || done.get() < 4),
+        answers(move || done.get() >= 4),
     );
     for round in 1..=2u64 {
         done.set(0);
@@ -516,10 +489,7 @@ fn py_is_finished_error_propagates() {
                 Ok(())
             }
         },
-        move || {
-            let ready = started.get() < 1;
-            async move { Ok(ready) }
-        },
+        answers(move || started.get() < 1),
         || async { Err(Boom("finished boom")) },
     );
     let res = case.run(&mut fns);
@@ -624,10 +594,7 @@ fn py_pause_lets_running_tasks_finish_and_can_still_finish() {
                 Ok::<(), Boom>(())
             }
         },
-        move || {
-            let ready = started.get() < 10;
-            async move { Ok(ready) }
-        },
+        answers(move || started.get() < 10),
         move || {
             finished_at.borrow_mut().push(sim.now());
             let finished = done.get() >= 3;
@@ -677,14 +644,8 @@ fn item_tasks<'a>(
                 Ok::<(), Boom>(())
             }
         },
-        move || {
-            let ready = !items.borrow().is_empty();
-            async move { Ok(ready) }
-        },
-        move || {
-            let finished = items.borrow().is_empty();
-            async move { Ok(finished) }
-        },
+        answers(move || !items.borrow().is_empty()),
+        answers(move || items.borrow().is_empty()),
     )
 }
 
@@ -838,14 +799,8 @@ fn js_works_at_min_concurrency_when_currently_overloaded() {
                 Ok::<(), Boom>(())
             }
         },
-        move || {
-            let ready = started.get() < limit.get();
-            async move { Ok(ready) }
-        },
-        move || {
-            let finished = done.get() >= limit.get();
-            async move { Ok(finished) }
-        },
+        answers(move || started.get() < limit.get()),
+        answers(move || done.get() >= limit.get()),
     );
     let report = case.run(&mut fns).unwrap();
     assert_eq!(gauge.peak.get(), 1);
@@ -920,10 +875,7 @@ fn js_when_is_finished_function_throws() {
             bump(started);
             async { Ok(()) }
         },
-        move || {
-            let ready = started.get() == 0;
-            async move { Ok(ready) }
-        },
+        answers(move || started.get() == 0),
         || async { Err(Boom("some-finished-error")) },
     );
     let res = case.run(&mut fns);
@@ -1030,10 +982,7 @@ fn js_v4_slot_is_returned_after_failure_and_timeout() {
                 Ok::<(), Boom>(())
             }
         },
-        move || {
-            let ready = started.get() < 3;
-            async move { Ok(ready) }
-        },
+        answers(move || started.get() < 3),
         || async { Ok(true) },
     );
     let report = case.run(&mut fns).unwrap();
@@ -1110,14 +1059,8 @@ fn js_should_break_and_resume_when_the_task_queue_is_empty_for_a_while() {
                 Ok::<(), Boom>(())
             }
         },
-        move || {
-            let ready = !items.borrow().is_empty();
-            async move { Ok(ready) }
-        },
-        move || {
-            let finished = finished_at.borrow().len() >= 20;
-            async move { Ok(finished) }
-        },
+        answers(move || !items.borrow().is_empty()),
+        answers(move || finished_at.borrow().len() >= 20),
     );
     let ctl = async {
         sim.sleep(ms(20)).await;
@@ -1190,14 +1133,8 @@ fn js_should_only_finish_after_tasks_complete() {
                 Ok::<(), Boom>(())
             }
         },
-        move || {
-            let ready = !started.get();
-            async move { Ok(ready) }
-        },
-        move || {
-            let finished = started.get();
-            async move { Ok(finished) }
-        },
+        answers(move || !started.get()),
+        answers(move || started.get()),
     );
     case.run(&mut fns).unwrap();
     assert!(completed.get());
@@ -1229,14 +1166,8 @@ fn js_should_pause_and_resume() {
                 Ok::<(), Boom>(())
             }
         },
-        move || {
-            let ready = !items.borrow().is_empty();
-            async move { Ok(ready) }
-        },
-        move || {
-            let finished = results.borrow().len() == 50;
-            async move { Ok(finished) }
-        },
+        answers(move || !items.borrow().is_empty()),
+        answers(move || results.borrow().len() == 50),
     );
     let ctl = async {
         while !handle.is_paused() {
@@ -1323,10 +1254,7 @@ fn js_should_not_timeout_if_task_timeout_is_not_set() {
                 Ok::<(), Boom>(())
             }
         },
-        move || {
-            let ready = started.get() == 0;
-            async move { Ok(ready) }
-        },
+        answers(move || started.get() == 0),
         || async { Ok(true) },
     );
     let report = case.run(&mut fns).unwrap();
@@ -1519,10 +1447,7 @@ fn panicking_task_becomes_pool_error_with_message() {
                 Ok::<(), Boom>(())
             }
         },
-        move || {
-            let ready = started.get() == 0;
-            async move { Ok(ready) }
-        },
+        answers(move || started.get() == 0),
         || async { Ok(true) },
     );
     let expected = [
@@ -1692,10 +1617,7 @@ fn is_finished_is_never_called_while_tasks_run() {
                 Ok::<(), Boom>(())
             }
         },
-        move || {
-            let ready = !items.borrow().is_empty();
-            async move { Ok(ready) }
-        },
+        answers(move || !items.borrow().is_empty()),
         move || {
             calls.borrow_mut().push((sim.now(), gauge.running.get()));
             let finished = refills.get() >= 5 && items.borrow().is_empty();
@@ -1745,10 +1667,7 @@ fn run_wakes_on_events_not_on_an_interval() {
                 same_instant.set((sim.now(), n));
                 async { Ok(false) }
             },
-            move || {
-                let finished = sim.now() >= Instant::from_secs(60);
-                async move { Ok(finished) }
-            },
+            answers(move || sim.now() >= Instant::from_secs(60)),
         );
         let report = case.run(&mut fns).unwrap();
         assert_eq!(report.started, 0);
@@ -1792,14 +1711,8 @@ fn notify_wakes_an_idle_pool_at_once_and_the_next_tick_picks_up_work_otherwise()
                     Ok::<(), Boom>(())
                 }
             },
-            move || {
-                let ready = !items.borrow().is_empty();
-                async move { Ok(ready) }
-            },
-            move || {
-                let finished = done.get() >= 1;
-                async move { Ok(finished) }
-            },
+            answers(move || !items.borrow().is_empty()),
+            answers(move || done.get() >= 1),
         );
         let ctl = async {
             until(sim, at_ms(1234)).await;
@@ -1939,14 +1852,8 @@ fn scripted_scenario() -> (Vec<String>, Vec<Event>, RunReport, Duration, Vec<Ins
                 Ok::<(), Boom>(())
             }
         },
-        move || {
-            let ready = started.get() < 400;
-            async move { Ok(ready) }
-        },
-        move || {
-            let finished = done.get() >= 400;
-            async move { Ok(finished) }
-        },
+        answers(move || started.get() < 400),
+        answers(move || done.get() >= 400),
     );
     let report = case.run(&mut fns).unwrap();
     (
@@ -2100,10 +2007,7 @@ fn rate_limited_pool_with_nothing_running_can_finish() {
             bump(readies);
             async { Ok(true) }
         },
-        move || {
-            let finished = done.get() >= 1;
-            async move { Ok(finished) }
-        },
+        answers(move || done.get() >= 1),
     );
     let report = case.run(&mut fns).unwrap();
     assert_eq!((report.started, report.succeeded), (1, 1));
@@ -2132,10 +2036,7 @@ fn task_timeout_report_policy_cancels_and_continues() {
                 Ok::<(), Boom>(())
             }
         },
-        move || {
-            let ready = started.get() < 4;
-            async move { Ok(ready) }
-        },
+        answers(move || started.get() < 4),
         || async { Ok(true) },
     );
     let report = case.run(&mut fns).unwrap();
@@ -2223,14 +2124,8 @@ fn spawned_tasks_run_on_the_executor_and_abort_cancels_them() {
                 Ok::<(), Boom>(())
             }
         },
-        || {
-            let ready = started.get() < 20;
-            async move { Ok(ready) }
-        },
-        || {
-            let finished = done.load(Ordering::SeqCst) == 20;
-            async move { Ok(finished) }
-        },
+        answers(|| started.get() < 20),
+        answers(|| done.load(Ordering::SeqCst) == 20),
     );
     let report = case.launch(&mut fns, Spawned(sim), |run| {
         sim.block_on(run).unwrap().unwrap()

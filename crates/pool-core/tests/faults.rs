@@ -19,7 +19,7 @@ use std::time::Duration;
 
 mod common;
 
-use common::{Boom, Case, Counters, DropCount, bump, config, ms, queue_tasks, secs};
+use common::{Boom, Case, Counters, DropCount, answers, bump, config, ms, queue_tasks, secs};
 use futures_lite::future::{poll_fn, zip};
 use pool_core::testing::{ScriptedSensors, Trace};
 use pool_core::{
@@ -56,10 +56,7 @@ macro_rules! hanging_tasks {
                     Ok::<(), Boom>(())
                 }
             },
-            move || {
-                let ready = $started.get() < $n;
-                async move { Ok(ready) }
-            },
+            answers(move || $started.get() < $n),
             || async { Ok(false) },
         )
     };
@@ -199,14 +196,8 @@ fn dropping_a_spawned_run_mid_run_cancels_every_task_and_frees_the_pool() {
                 Ok::<(), Boom>(())
             }
         },
-        || {
-            let ready = started.get() < 8;
-            async move { Ok(ready) }
-        },
-        || {
-            let finished = done.load(Ordering::SeqCst) >= 4;
-            async move { Ok(finished) }
-        },
+        answers(|| started.get() < 8),
+        answers(|| done.load(Ordering::SeqCst) >= 4),
     );
     // The caller gives up after 200 ms: the run is dropped with four tasks on the executor.
     case.launch(&mut fns, Spawned(sim), |run| {
@@ -263,10 +254,7 @@ fn task_panics_before_and_after_its_first_await_free_its_slot() {
                     Ok::<(), Boom>(())
                 }
             },
-            move || {
-                let ready = started.get() < 3;
-                async move { Ok(ready) }
-            },
+            answers(move || started.get() < 3),
             || async { Ok(true) },
         );
         let err = case.run(&mut fns).unwrap_err();
@@ -442,10 +430,7 @@ fn clock_stands_still_for_many_polls() {
             bump(started);
             Yields(5_000)
         },
-        move || {
-            let ready = started.get() < 8;
-            async move { Ok(ready) }
-        },
+        answers(move || started.get() < 8),
         || async { Ok(true) },
     );
     let polls = &Cell::new(0u32);

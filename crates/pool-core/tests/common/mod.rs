@@ -7,7 +7,7 @@
 #![allow(dead_code)]
 
 use std::cell::{Cell, Ref, RefCell, RefMut};
-use std::future::Future;
+use std::future::{Future, Ready, ready};
 use std::time::Duration;
 
 use futures_lite::future::zip;
@@ -78,6 +78,13 @@ pub(crate) fn bump(c: &Cell<u32>) -> u32 {
     n
 }
 
+/// An `is_task_ready` or `is_finished` function that answers `answer()` at once, asked as it is called.
+pub(crate) fn answers<'a, E>(
+    mut answer: impl FnMut() -> bool + 'a,
+) -> impl FnMut() -> Ready<Result<bool, E>> + 'a {
+    move || ready(Ok(answer()))
+}
+
 /// Counts drops, to see that cancelled task futures are really dropped.
 #[derive(Debug)]
 pub(crate) struct DropCount<'a>(pub(crate) &'a Cell<u32>);
@@ -129,14 +136,8 @@ pub(crate) fn queue_tasks_with<'a, G: 'a>(
                 Ok::<(), Boom>(())
             }
         },
-        move || {
-            let ready = c.started.get() < ready_below;
-            async move { Ok(ready) }
-        },
-        move || {
-            let finished = c.done.get() >= finished_at;
-            async move { Ok(finished) }
-        },
+        answers(move || c.started.get() < ready_below),
+        answers(move || c.done.get() >= finished_at),
     )
 }
 
