@@ -14,7 +14,7 @@ mod common;
 
 use common::{
     Boom, Case, Counters, DropCount, Gauge, answers, at_ms, bump, config, ms, queue_tasks,
-    queue_tasks_with, secs, until,
+    queue_tasks_with, secs, sleeping, until,
 };
 use futures_lite::future::{poll_once, zip};
 use pool_core::testing::{ScriptedSensors, Sim};
@@ -34,17 +34,18 @@ fn py_runs_concurrently() {
     let sim = &case.sim;
     let (started, done, gauge) = (&Cell::new(0u32), &Cell::new(0u32), &Gauge::default());
     let mut fns = task_fns(
-        move || {
-            bump(started);
-            gauge.enter();
-            let s = sim.sleep(ms(100));
-            async move {
-                s.await;
+        sleeping(
+            sim,
+            ms(100),
+            move || {
+                bump(started);
+                gauge.enter();
+            },
+            move || {
                 gauge.exit();
                 bump(done);
-                Ok::<(), Boom>(())
-            }
-        },
+            },
+        ),
         answers(move || started.get() < 20),
         answers(move || done.get() >= 10),
     );
@@ -224,14 +225,7 @@ fn py_autoscales() {
     // Idle until 3 s, then the CPU is pinned.
     let done = &Cell::new(0u32);
     let mut fns = task_fns(
-        move || {
-            let s = sim.sleep(ms(100));
-            async move {
-                s.await;
-                bump(done);
-                Ok::<(), Boom>(())
-            }
-        },
+        sleeping(sim, ms(100), || {}, move || bump(done)),
         || async { Ok(true) },
         || async { Ok(false) },
     );
@@ -281,13 +275,7 @@ fn py_autoscales_uses_desired_concurrency_ratio() {
     let (sim, handle, trace) = (&case.sim, &case.handle, case.trace());
     let readies = &Cell::new(0u32);
     let mut fns = task_fns(
-        move || {
-            let s = sim.sleep(secs(10));
-            async move {
-                s.await;
-                Ok::<(), Boom>(())
-            }
-        },
+        sleeping(sim, secs(10), || {}, || {}),
         answers(move || bump(readies) == 1),
         || async { Ok(false) },
     );
@@ -329,15 +317,12 @@ fn py_max_tasks_per_minute_works() {
     let (sim, handle) = (&case.sim, &case.handle);
     let (done, starts) = (&Cell::new(0u32), &RefCell::new(Vec::new()));
     let mut fns = task_fns(
-        move || {
-            starts.borrow_mut().push(sim.now());
-            let s = sim.sleep(ms(100));
-            async move {
-                s.await;
-                bump(done);
-                Ok::<(), Boom>(())
-            }
-        },
+        sleeping(
+            sim,
+            ms(100),
+            move || starts.borrow_mut().push(sim.now()),
+            move || bump(done),
+        ),
         || async { Ok(true) },
         || async { Ok(false) },
     );
@@ -362,15 +347,7 @@ fn py_allows_multiple_run_calls() {
     let (sim, handle) = (&case.sim, &case.handle);
     let (done, completed) = (&Cell::new(0u32), &Cell::new(0u32));
     let mut fns = task_fns(
-        move || {
-            bump(done);
-            let s = sim.sleep(ms(100));
-            async move {
-                s.await;
-                bump(completed);
-                Ok::<(), Boom>(())
-            }
-        },
+        sleeping(sim, ms(100), move || bump(done), move || bump(completed)),
         answers(move || done.get() < 4),
         answers(move || done.get() >= 4),
     );
@@ -395,16 +372,15 @@ fn py_keeps_min_concurrency_when_overloaded() {
     let (sim, handle, trace) = (&case.sim, &case.handle, case.trace());
     let (gauge, started) = (&Gauge::default(), &Cell::new(0u32));
     let mut fns = task_fns(
-        move || {
-            bump(started);
-            gauge.enter();
-            let s = sim.sleep(secs(1));
-            async move {
-                s.await;
-                gauge.exit();
-                Ok::<(), Boom>(())
-            }
-        },
+        sleeping(
+            sim,
+            secs(1),
+            move || {
+                bump(started);
+                gauge.enter();
+            },
+            move || gauge.exit(),
+        ),
         || async { Ok(true) },
         || async { Ok(false) },
     );
@@ -439,14 +415,12 @@ fn py_is_task_ready_error_propagates_after_in_flight_tasks() {
     let sim = &case.sim;
     let (readies, completed_at) = (&Cell::new(0u32), &Cell::new(None));
     let mut fns = task_fns(
-        move || {
-            let s = sim.sleep(secs(1));
-            async move {
-                s.await;
-                completed_at.set(Some(sim.now()));
-                Ok(())
-            }
-        },
+        sleeping(
+            sim,
+            secs(1),
+            || {},
+            move || completed_at.set(Some(sim.now())),
+        ),
         move || {
             let n = bump(readies);
             async move {
@@ -481,14 +455,7 @@ fn py_is_finished_error_propagates() {
     let (sim, handle) = (&case.sim, &case.handle);
     let started = &Cell::new(0u32);
     let mut fns = task_fns(
-        move || {
-            bump(started);
-            let s = sim.sleep(ms(100));
-            async move {
-                s.await;
-                Ok(())
-            }
-        },
+        sleeping(sim, ms(100), move || bump(started), || {}),
         answers(move || started.get() < 1),
         || async { Err(Boom("finished boom")) },
     );
@@ -585,15 +552,7 @@ fn py_pause_lets_running_tasks_finish_and_can_still_finish() {
         &RefCell::new(Vec::new()),
     );
     let mut fns = task_fns(
-        move || {
-            bump(started);
-            let s = sim.sleep(secs(1));
-            async move {
-                s.await;
-                bump(done);
-                Ok::<(), Boom>(())
-            }
-        },
+        sleeping(sim, secs(1), move || bump(started), move || bump(done)),
         answers(move || started.get() < 10),
         move || {
             finished_at.borrow_mut().push(sim.now());
@@ -788,17 +747,18 @@ fn js_works_at_min_concurrency_when_currently_overloaded() {
         &Gauge::default(),
     );
     let mut fns = task_fns(
-        move || {
-            bump(started);
-            gauge.enter();
-            let s = sim.sleep(ms(10));
-            async move {
-                s.await;
+        sleeping(
+            sim,
+            ms(10),
+            move || {
+                bump(started);
+                gauge.enter();
+            },
+            move || {
                 gauge.exit();
                 bump(done);
-                Ok::<(), Boom>(())
-            }
-        },
+            },
+        ),
         answers(move || started.get() < limit.get()),
         answers(move || done.get() >= limit.get()),
     );
@@ -889,14 +849,7 @@ fn js_when_is_task_ready_function_throws() {
     let sim = &case.sim;
     let started = &Cell::new(0u32);
     let mut fns = task_fns(
-        move || {
-            bump(started);
-            let s = sim.sleep(ms(1));
-            async move {
-                s.await;
-                Ok(())
-            }
-        },
+        sleeping(sim, ms(1), move || bump(started), || {}),
         move || {
             let fail = started.get() > 1;
             async move {
@@ -1003,15 +956,12 @@ fn js_should_not_handle_tasks_added_after_is_finished_returned_true() {
     let (items, handled, readies_after) = (&queue(11), &Cell::new(0u32), &Cell::new(None::<u32>));
     let readies = &Cell::new(0u32);
     let mut fns = task_fns(
-        move || {
-            items.borrow_mut().pop_front().unwrap();
-            let s = sim.sleep(ms(1));
-            async move {
-                s.await;
-                bump(handled);
-                Ok::<(), Boom>(())
-            }
-        },
+        sleeping(
+            sim,
+            ms(1),
+            move || items.borrow_mut().pop_front().unwrap(),
+            move || bump(handled),
+        ),
         move || {
             bump(readies);
             let ready = !items.borrow().is_empty();
@@ -1050,15 +1000,12 @@ fn js_should_break_and_resume_when_the_task_queue_is_empty_for_a_while() {
     let (sim, handle) = (&case.sim, &case.handle);
     let (items, finished_at) = (&queue(10), &RefCell::new(Vec::new()));
     let mut fns = task_fns(
-        move || {
-            items.borrow_mut().pop_front().unwrap();
-            let s = sim.sleep(ms(1));
-            async move {
-                s.await;
-                finished_at.borrow_mut().push(sim.now());
-                Ok::<(), Boom>(())
-            }
-        },
+        sleeping(
+            sim,
+            ms(1),
+            move || items.borrow_mut().pop_front().unwrap(),
+            move || finished_at.borrow_mut().push(sim.now()),
+        ),
         answers(move || !items.borrow().is_empty()),
         answers(move || finished_at.borrow().len() >= 20),
     );
@@ -1124,15 +1071,12 @@ fn js_should_only_finish_after_tasks_complete() {
     let sim = &case.sim;
     let (started, completed) = (&Cell::new(false), &Cell::new(false));
     let mut fns = task_fns(
-        move || {
-            started.set(true);
-            let s = sim.sleep(ms(100));
-            async move {
-                s.await;
-                completed.set(true);
-                Ok::<(), Boom>(())
-            }
-        },
+        sleeping(
+            sim,
+            ms(100),
+            move || started.set(true),
+            move || completed.set(true),
+        ),
         answers(move || !started.get()),
         answers(move || started.get()),
     );
@@ -1246,14 +1190,7 @@ fn js_should_not_timeout_if_task_timeout_is_not_set() {
     let sim = &case.sim;
     let started = &Cell::new(0u32);
     let mut fns = task_fns(
-        move || {
-            bump(started);
-            let s = sim.sleep(secs(1));
-            async move {
-                s.await;
-                Ok::<(), Boom>(())
-            }
-        },
+        sleeping(sim, secs(1), move || bump(started), || {}),
         answers(move || started.get() == 0),
         || async { Ok(true) },
     );
@@ -1327,13 +1264,7 @@ fn js_v4_runtime_tuning_through_the_handle() {
         let case = Case::new(cfg);
         let (sim, handle) = (&case.sim, &case.handle);
         let mut fns = task_fns(
-            move || {
-                let s = sim.sleep(secs(10));
-                async move {
-                    s.await;
-                    Ok::<(), Boom>(())
-                }
-            },
+            sleeping(sim, secs(10), || {}, || {}),
             || async { Ok(true) },
             || async { Ok(false) },
         );
@@ -1395,14 +1326,12 @@ fn js_v4_budget_max_tasks_per_minute_counts_starts_not_concurrency() {
     let (sim, handle) = (&case.sim, &case.handle);
     let starts = &RefCell::new(Vec::new());
     let mut fns = task_fns(
-        move || {
-            starts.borrow_mut().push(sim.now());
-            let s = sim.sleep(ms(10));
-            async move {
-                s.await;
-                Ok::<(), Boom>(())
-            }
-        },
+        sleeping(
+            sim,
+            ms(10),
+            move || starts.borrow_mut().push(sim.now()),
+            || {},
+        ),
         || async { Ok(true) },
         || async { Ok(false) },
     );
@@ -1701,16 +1630,15 @@ fn notify_wakes_an_idle_pool_at_once_and_the_next_tick_picks_up_work_otherwise()
             &Cell::new(0u32),
         );
         let mut fns = task_fns(
-            move || {
-                items.borrow_mut().pop_front().unwrap();
-                starts.borrow_mut().push(sim.now());
-                let s = sim.sleep(ms(100));
-                async move {
-                    s.await;
-                    bump(done);
-                    Ok::<(), Boom>(())
-                }
-            },
+            sleeping(
+                sim,
+                ms(100),
+                move || {
+                    items.borrow_mut().pop_front().unwrap();
+                    starts.borrow_mut().push(sim.now());
+                },
+                move || bump(done),
+            ),
             answers(move || !items.borrow().is_empty()),
             answers(move || done.get() >= 1),
         );
@@ -1995,14 +1923,7 @@ fn rate_limited_pool_with_nothing_running_can_finish() {
     let sim = &case.sim;
     let (done, readies) = (&Cell::new(0u32), &Cell::new(0u32));
     let mut fns = task_fns(
-        move || {
-            let s = sim.sleep(ms(100));
-            async move {
-                s.await;
-                bump(done);
-                Ok::<(), Boom>(())
-            }
-        },
+        sleeping(sim, ms(100), || {}, move || bump(done)),
         move || {
             bump(readies);
             async { Ok(true) }

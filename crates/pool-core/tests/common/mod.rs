@@ -8,10 +8,12 @@
 
 use std::cell::{Cell, Ref, RefCell, RefMut};
 use std::future::{Future, Ready, ready};
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures_lite::future::zip;
-use pool_core::testing::{Sim, TestRuntime, Trace};
+use pool_core::testing::{Sim, Sleep, TestRuntime, Trace};
 use pool_core::{
     ConcurrencySettings, CrawleePolicy, EventSink, Handle, InPlace, Instant, Launch, Pool,
     PoolConfig, PoolError, Run, RunReport, Sensors, TaskFns, task_fns,
@@ -76,6 +78,42 @@ pub(crate) fn bump(c: &Cell<u32>) -> u32 {
     let n = c.get() + 1;
     c.set(n);
     n
+}
+
+/// A `run_task` function whose tasks call `on_start` as they are created, sleep `d`, then call `on_end` and
+/// succeed (with the suites' error type, [`Boom`]); what the two return (a count from [`bump`], say) is
+/// dropped.
+pub(crate) fn sleeping<'a, A, B, G: Fn() -> B + Copy + Unpin + 'a>(
+    sim: &'a Sim,
+    d: Duration,
+    mut on_start: impl FnMut() -> A + 'a,
+    on_end: G,
+) -> impl FnMut() -> SleepThen<G> + 'a {
+    move || {
+        on_start();
+        SleepThen {
+            sleep: sim.sleep(d),
+            on_end,
+        }
+    }
+}
+
+/// The task of [`sleeping`]: an `async { sleep.await; on_end(); Ok(()) }` with a type that can be named,
+/// which a closure returned from a function needs.
+pub(crate) struct SleepThen<G> {
+    sleep: Sleep,
+    on_end: G,
+}
+
+impl<B, G: Fn() -> B + Unpin> Future for SleepThen<G> {
+    type Output = Result<(), Boom>;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        if Pin::new(&mut self.sleep).poll(cx).is_pending() {
+            return Poll::Pending;
+        }
+        (self.on_end)();
+        Poll::Ready(Ok(()))
+    }
 }
 
 /// An `is_task_ready` or `is_finished` function that answers `answer()` at once, asked as it is called.
