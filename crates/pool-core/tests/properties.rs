@@ -1319,6 +1319,30 @@ fn regression_an_admitted_poll_clears_the_stale_rate_limit_deadline() {
     run_machine(setup, &ops).unwrap();
 }
 
+/// A driver scenario of `n` successful tasks of `dur_ms` each under min, desired and max, with nothing else
+/// going on: no rate cap, timeout, slow readiness, failing function or controller, and an idle CPU.
+fn quiet_scenario(min: usize, desired: usize, max: usize, n: usize, dur_ms: u64) -> Scenario {
+    Scenario {
+        min,
+        desired,
+        max,
+        rate: None,
+        timeout_ms: None,
+        ready_delay_ms: 0,
+        tasks: vec![
+            TaskSpec {
+                dur_ms,
+                kind: Kind::Ok,
+            };
+            n
+        ],
+        ready_fail_at: None,
+        finished_fails: false,
+        ctl: Vec::new(),
+        cpu: vec![0.1],
+    }
+}
+
 /// The driver property's shrunk failure for the same bug (found by `driver_runs_end_as_they_should`,
 /// recorded in 0c5da9a, fixed in 5673ec7): min 1, desired 1, max 2 at 600 tasks per minute, two zero-length
 /// tasks and an `is_task_ready` that takes 1 ms never ended in virtual time, the driver spinning on the
@@ -1326,23 +1350,9 @@ fn regression_an_admitted_poll_clears_the_stale_rate_limit_deadline() {
 #[test]
 fn regression_slow_readiness_under_a_rate_cap_does_not_spin_the_driver() {
     let scenario = Scenario {
-        min: 1,
-        desired: 1,
-        max: 2,
         rate: Some(600),
-        timeout_ms: None,
         ready_delay_ms: 1,
-        tasks: vec![
-            TaskSpec {
-                dur_ms: 0,
-                kind: Kind::Ok,
-            };
-            2
-        ],
-        ready_fail_at: None,
-        finished_fails: false,
-        ctl: Vec::new(),
-        cpu: vec![0.1],
+        ..quiet_scenario(1, 1, 2, 2, 0)
     };
     run_driver(&scenario).unwrap();
 }
@@ -1355,24 +1365,6 @@ fn regression_slow_readiness_under_a_rate_cap_does_not_spin_the_driver() {
 /// `usize::MAX`.
 #[test]
 fn regression_a_ceiling_of_2_pow_40_runs_without_reserving_a_slot_for_each() {
-    let scenario = Scenario {
-        min: 1,
-        desired: 3,
-        max: 1 << 40,
-        rate: None,
-        timeout_ms: None,
-        ready_delay_ms: 0,
-        tasks: vec![
-            TaskSpec {
-                dur_ms: 100,
-                kind: Kind::Ok,
-            };
-            8
-        ],
-        ready_fail_at: None,
-        finished_fails: false,
-        ctl: Vec::new(),
-        cpu: vec![0.1],
-    };
+    let scenario = quiet_scenario(1, 3, 1 << 40, 8, 100);
     run_driver(&scenario).unwrap();
 }
