@@ -1,6 +1,7 @@
 //! Helpers shared by the driver test suites (`conformance_pool.rs`, `faults.rs`): time units, pool settings,
-//! counters, the standard "queue of `n` tasks" workload and [`Case`]: the simulation, pool, handle, sensors
-//! and sink one test runs with, and the `Run::new` call that starts each of its runs.
+//! counters, the task functions most tests are made of ([`sleeping`], [`answers`], the standard "queue of `n`
+//! tasks" workload) and [`Case`]: the simulation, pool, handle, sensors and sink one test runs with, and the
+//! `Run::new` call that starts each of its runs.
 
 // Each test binary compiles this module on its own and uses only part of it, so an item one suite does not use
 // is dead code there; allowed for the whole module rather than item by item.
