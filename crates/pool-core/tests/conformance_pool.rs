@@ -13,15 +13,15 @@ use std::time::Duration;
 mod common;
 
 use common::{
-    Boom, Counters, DropCount, Gauge, at_ms, bump, config, ms, queue_tasks, queue_tasks_with, secs,
-    start_run, start_spawned, until,
+    Boom, Case, Counters, DropCount, Gauge, answers, at_ms, bump, config, ms, queue_tasks,
+    queue_tasks_with, secs, sleeping, until,
 };
 use futures_lite::future::{poll_once, zip};
-use pool_core::testing::{ScriptedSensors, Sim, Trace};
+use pool_core::testing::{ScriptedSensors, Sim};
 use pool_core::{
     ConcurrencySettings, ConfigError, Event, Handle, InPlace, Instant, Pool, PoolConfig, PoolError,
-    Refusal, Run, RunError, RunReport, ScaleReason, SignalId, TaskFns, TaskPanic, TimeoutPolicy,
-    task_fns,
+    Refusal, Run, RunError, RunReport, ScaleReason, SignalId, Spawned, TaskFns, TaskPanic,
+    TimeoutPolicy, task_fns,
 };
 
 // ----- Crawlee for Python: test_autoscaled_pool.py and its additions -----
@@ -30,33 +30,26 @@ use pool_core::{
 fn py_runs_concurrently() {
     // Python polls `is_finished` on every loop iteration, so its always-ready source still ends; we follow the
     // seed contract (`is_finished` only once nothing is ready), so the source here holds 20 tasks.
-    let sim = &Sim::new();
-    let mut pool = Pool::new(config(10, 10, 10)).unwrap();
-    let handle = Handle::new(&pool);
+    let case = Case::new(config(10, 10, 10));
+    let sim = &case.sim;
     let (started, done, gauge) = (&Cell::new(0u32), &Cell::new(0u32), &Gauge::default());
     let mut fns = task_fns(
-        move || {
-            bump(started);
-            gauge.enter();
-            let s = sim.sleep(ms(100));
-            async move {
-                s.await;
+        sleeping(
+            sim,
+            ms(100),
+            move || {
+                bump(started);
+                gauge.enter();
+            },
+            move || {
                 gauge.exit();
                 bump(done);
-                Ok::<(), Boom>(())
-            }
-        },
-        move || {
-            let ready = started.get() < 20;
-            async move { Ok(ready) }
-        },
-        move || {
-            let finished = done.get() >= 10;
-            async move { Ok(finished) }
-        },
+            },
+        ),
+        answers(move || started.get() < 20),
+        answers(move || done.get() >= 10),
     );
-    let run = start_run(&mut pool, &handle, &mut fns, sim, (), ());
-    let report = sim.block_on(run).unwrap().unwrap();
+    let report = case.run(&mut fns).unwrap();
     assert_eq!(gauge.peak.get(), 10);
     assert_eq!(report.peak_concurrency, 10);
     assert!(done.get() >= 10);
@@ -67,9 +60,8 @@ fn py_runs_concurrently() {
 #[test]
 fn py_abort_works() {
     // Python: abort cancels in-flight tasks and `run()` returns normally (JS resolves too but leaves tasks running).
-    let sim = &Sim::new();
-    let mut pool = Pool::new(config(10, 10, 10)).unwrap();
-    let handle = Handle::new(&pool);
+    let case = Case::new(config(10, 10, 10));
+    let (sim, handle) = (&case.sim, &case.handle);
     let (completed, dropped, finished_calls) =
         (&Cell::new(0u32), &Cell::new(0u32), &Cell::new(0u32));
     let mut fns = task_fns(
@@ -89,7 +81,6 @@ fn py_abort_works() {
             async { Ok(false) }
         },
     );
-    let run = start_run(&mut pool, &handle, &mut fns, sim, (), ());
     let ctl = async {
         sim.sleep(ms(100)).await;
         assert_eq!(handle.current_concurrency(), 10);
@@ -99,7 +90,7 @@ fn py_abort_works() {
         assert!(!handle.is_running());
         sim.now()
     };
-    let (res, aborted_at) = sim.block_on(zip(run, ctl)).unwrap();
+    let (res, aborted_at) = case.run_with(&mut fns, ctl);
     let report = res.unwrap();
     assert!(report.aborted);
     assert_eq!(report.started, 10);
@@ -118,15 +109,14 @@ fn py_abort_works() {
         None,
         "no timer outlives the run"
     );
-    assert_eq!(pool.current_concurrency(), 0);
-    assert!(!pool.is_running());
+    assert_eq!(case.pool().current_concurrency(), 0);
+    assert!(!case.pool().is_running());
 }
 
 #[test]
 fn py_propagates_exceptions() {
-    let sim = &Sim::new();
-    let mut pool = Pool::new(config(10, 10, 10)).unwrap();
-    let handle = Handle::new(&pool);
+    let case = Case::new(config(10, 10, 10));
+    let (sim, handle) = (&case.sim, &case.handle);
     let (started, done) = (&Cell::new(0u32), &Cell::new(0u32));
     let mut fns = task_fns(
         move || {
@@ -142,19 +132,15 @@ fn py_propagates_exceptions() {
             }
         },
         || async { Ok(true) },
-        move || {
-            let finished = done.get() >= 20;
-            async move { Ok(finished) }
-        },
+        answers(move || done.get() >= 20),
     );
-    let run = start_run(&mut pool, &handle, &mut fns, sim, (), ());
-    let res = sim.block_on(run).unwrap();
+    let res = case.run(&mut fns);
     assert_eq!(res, Err(PoolError::Task(Boom("Scheduled crash"))));
     assert!(done.get() < 20);
     // The first batch of 10 ends at 100 ms; tasks 6..10 fail; nothing more starts.
     assert_eq!((started.get(), done.get()), (10, 10));
     assert_eq!(sim.elapsed(), ms(100));
-    let r = pool.report();
+    let r = case.pool().report();
     assert_eq!((r.succeeded, r.failed), (5, 5));
     assert!(!handle.is_running());
 }
@@ -164,9 +150,8 @@ fn py_propagates_exceptions_after_finished() {
     // Python asks `is_finished` while the task runs and it says yes; we follow the seed contract (never asked
     // while a task runs), so the point kept is: the in-flight task's error surfaces although `is_finished`
     // would already answer true.
-    let sim = &Sim::new();
-    let mut pool = Pool::new(config(1, 1, 1)).unwrap();
-    let handle = Handle::new(&pool);
+    let case = Case::new(config(1, 1, 1));
+    let sim = &case.sim;
     let (started, finished_calls) = (&Cell::new(0u32), &Cell::new(0u32));
     let mut fns = task_fns(
         move || {
@@ -177,18 +162,14 @@ fn py_propagates_exceptions_after_finished() {
                 Err::<(), _>(Boom("Scheduled crash"))
             }
         },
-        move || {
-            let ready = started.get() == 0;
-            async move { Ok(ready) }
-        },
+        answers(move || started.get() == 0),
         move || {
             bump(finished_calls);
             let finished = started.get() > 0;
             async move { Ok(finished) }
         },
     );
-    let run = start_run(&mut pool, &handle, &mut fns, sim, (), ());
-    let res = sim.block_on(run).unwrap();
+    let res = case.run(&mut fns);
     assert_eq!(res, Err(PoolError::Task(Boom("Scheduled crash"))));
     assert_eq!(finished_calls.get(), 0);
     assert_eq!(sim.elapsed(), secs(1));
@@ -200,9 +181,8 @@ fn py_propagates_timeout_error_from_task_function() {
     enum FetchError {
         Timeout(String),
     }
-    let sim = &Sim::new();
-    let mut pool = Pool::new(config(1, 1, 1)).unwrap();
-    let handle = Handle::new(&pool);
+    let case = Case::new(config(1, 1, 1));
+    let sim = &case.sim;
     let started = &Cell::new(0u32);
     let mut fns = task_fns(
         move || {
@@ -213,17 +193,10 @@ fn py_propagates_timeout_error_from_task_function() {
                 ))
             }
         },
-        move || {
-            let ready = started.get() == 0;
-            async move { Ok(ready) }
-        },
-        move || {
-            let finished = started.get() > 0;
-            async move { Ok(finished) }
-        },
+        answers(move || started.get() == 0),
+        answers(move || started.get() > 0),
     );
-    let run = start_run(&mut pool, &handle, &mut fns, sim, (), ());
-    match sim.block_on(run).unwrap() {
+    match case.run(&mut fns) {
         Err(PoolError::Task(FetchError::Timeout(msg))) => {
             assert!(
                 msg.contains("Fetching a session from the pool timed out"),
@@ -232,7 +205,7 @@ fn py_propagates_timeout_error_from_task_function() {
         }
         other => panic!("expected the user's own timeout error, got {other:?}"),
     }
-    let r = pool.report();
+    let r = case.pool().report();
     assert_eq!(
         (r.failed, r.timed_out),
         (1, 0),
@@ -243,29 +216,19 @@ fn py_propagates_timeout_error_from_task_function() {
 
 #[test]
 fn py_autoscales() {
-    let sim = &Sim::new();
     let mut cfg = config(1, 1, 4);
     cfg.scaling.autoscale_interval = ms(100);
-    let mut pool = Pool::new(cfg).unwrap();
-    let handle = Handle::new(&pool);
-    // Idle until 3 s, then the CPU is pinned.
     let sensors =
         ScriptedSensors::new().cpu(|t| Some(if t >= Instant::from_secs(3) { 1.0 } else { 0.1 }));
-    let trace = Trace::new();
+    let case = Case::new(cfg).sensors(sensors).traced();
+    let (sim, handle, trace) = (&case.sim, &case.handle, case.trace());
+    // Idle until 3 s, then the CPU is pinned.
     let done = &Cell::new(0u32);
     let mut fns = task_fns(
-        move || {
-            let s = sim.sleep(ms(100));
-            async move {
-                s.await;
-                bump(done);
-                Ok::<(), Boom>(())
-            }
-        },
+        sleeping(sim, ms(100), || {}, move || bump(done)),
         || async { Ok(true) },
         || async { Ok(false) },
     );
-    let run = start_run(&mut pool, &handle, &mut fns, sim, sensors, trace.clone());
     let ctl = async {
         until(sim, at_ms(150)).await;
         assert!(handle.desired_concurrency() > 1);
@@ -278,7 +241,7 @@ fn py_autoscales() {
         assert_eq!(handle.desired_concurrency(), 1);
         handle.abort().await.unwrap();
     };
-    let (res, ()) = sim.block_on(zip(run, ctl)).unwrap();
+    let (res, ()) = case.run_with(&mut fns, ctl);
     assert!(res.unwrap().aborted);
     let history = trace.desired_history();
     assert_eq!(&history[..3], &[2, 3, 4], "{history:?}");
@@ -305,29 +268,17 @@ fn py_autoscales() {
 
 #[test]
 fn py_autoscales_uses_desired_concurrency_ratio() {
-    let sim = &Sim::new();
     let mut cfg = config(2, 2, 4);
     cfg.scaling.autoscale_interval = ms(100);
     cfg.scaling.desired_concurrency_ratio = 1.0;
-    let mut pool = Pool::new(cfg).unwrap();
-    let handle = Handle::new(&pool);
-    let trace = Trace::new();
+    let case = Case::new(cfg).traced();
+    let (sim, handle, trace) = (&case.sim, &case.handle, case.trace());
     let readies = &Cell::new(0u32);
     let mut fns = task_fns(
-        move || {
-            let s = sim.sleep(secs(10));
-            async move {
-                s.await;
-                Ok::<(), Boom>(())
-            }
-        },
-        move || {
-            let ready = bump(readies) == 1;
-            async move { Ok(ready) }
-        },
+        sleeping(sim, secs(10), || {}, || {}),
+        answers(move || bump(readies) == 1),
         || async { Ok(false) },
     );
-    let run = start_run(&mut pool, &handle, &mut fns, sim, (), trace.clone());
     let ctl = async {
         for _ in 0..5 {
             sim.sleep(ms(100)).await;
@@ -336,7 +287,7 @@ fn py_autoscales_uses_desired_concurrency_ratio() {
         }
         handle.abort().await.unwrap();
     };
-    let (res, ()) = sim.block_on(zip(run, ctl)).unwrap();
+    let (res, ()) = case.run_with(&mut fns, ctl);
     assert_eq!(res.unwrap().started, 1);
     let decisions: Vec<_> = trace
         .events()
@@ -360,26 +311,21 @@ fn py_autoscales_uses_desired_concurrency_ratio() {
 fn py_max_tasks_per_minute_works() {
     // Python spaces starts 60/N s apart; JS v3 counts starts in a sliding minute. We follow Python (the seed
     // contract): with 120/min, starts are exactly 500 ms apart.
-    let sim = &Sim::new();
     let mut cfg = config(1, 1, 1);
     cfg.concurrency.max_tasks_per_minute = Some(120);
-    let mut pool = Pool::new(cfg).unwrap();
-    let handle = Handle::new(&pool);
+    let case = Case::new(cfg);
+    let (sim, handle) = (&case.sim, &case.handle);
     let (done, starts) = (&Cell::new(0u32), &RefCell::new(Vec::new()));
     let mut fns = task_fns(
-        move || {
-            starts.borrow_mut().push(sim.now());
-            let s = sim.sleep(ms(100));
-            async move {
-                s.await;
-                bump(done);
-                Ok::<(), Boom>(())
-            }
-        },
+        sleeping(
+            sim,
+            ms(100),
+            move || starts.borrow_mut().push(sim.now()),
+            move || bump(done),
+        ),
         || async { Ok(true) },
         || async { Ok(false) },
     );
-    let run = start_run(&mut pool, &handle, &mut fns, sim, (), ());
     let ctl = async {
         until(sim, at_ms(499)).await;
         assert_eq!(done.get(), 1);
@@ -387,7 +333,7 @@ fn py_max_tasks_per_minute_works() {
         until(sim, at_ms(1600)).await;
         handle.abort().await.unwrap();
     };
-    let (res, ()) = sim.block_on(zip(run, ctl)).unwrap();
+    let (res, ()) = case.run_with(&mut fns, ctl);
     assert!(res.unwrap().aborted);
     assert_eq!(
         *starts.borrow(),
@@ -397,34 +343,18 @@ fn py_max_tasks_per_minute_works() {
 
 #[test]
 fn py_allows_multiple_run_calls() {
-    let sim = &Sim::new();
-    let mut pool = Pool::new(config(4, 4, 4)).unwrap();
-    let handle = Handle::new(&pool);
+    let case = Case::new(config(4, 4, 4));
+    let (sim, handle) = (&case.sim, &case.handle);
     let (done, completed) = (&Cell::new(0u32), &Cell::new(0u32));
     let mut fns = task_fns(
-        move || {
-            bump(done);
-            let s = sim.sleep(ms(100));
-            async move {
-                s.await;
-                bump(completed);
-                Ok::<(), Boom>(())
-            }
-        },
-        move || {
-            let ready = done.get() < 4;
-            async move { Ok(ready) }
-        },
-        move || {
-            let finished = done.get() >= 4;
-            async move { Ok(finished) }
-        },
+        sleeping(sim, ms(100), move || bump(done), move || bump(completed)),
+        answers(move || done.get() < 4),
+        answers(move || done.get() >= 4),
     );
     for round in 1..=2u64 {
         done.set(0);
         completed.set(0);
-        let run = start_run(&mut pool, &handle, &mut fns, sim, (), ());
-        let report = sim.block_on(run).unwrap().unwrap();
+        let report = case.run(&mut fns).unwrap();
         assert_eq!(done.get(), 4);
         assert_eq!(completed.get(), 4);
         assert_eq!((report.started, report.succeeded), (4, 4));
@@ -437,27 +367,23 @@ fn py_allows_multiple_run_calls() {
 
 #[test]
 fn py_keeps_min_concurrency_when_overloaded() {
-    let sim = &Sim::new();
-    let mut pool = Pool::new(config(3, 8, 8)).unwrap();
-    let handle = Handle::new(&pool);
     let sensors = ScriptedSensors::new().cpu(|_| Some(1.0));
-    let trace = Trace::new();
+    let case = Case::new(config(3, 8, 8)).sensors(sensors).traced();
+    let (sim, handle, trace) = (&case.sim, &case.handle, case.trace());
     let (gauge, started) = (&Gauge::default(), &Cell::new(0u32));
     let mut fns = task_fns(
-        move || {
-            bump(started);
-            gauge.enter();
-            let s = sim.sleep(secs(1));
-            async move {
-                s.await;
-                gauge.exit();
-                Ok::<(), Boom>(())
-            }
-        },
+        sleeping(
+            sim,
+            secs(1),
+            move || {
+                bump(started);
+                gauge.enter();
+            },
+            move || gauge.exit(),
+        ),
         || async { Ok(true) },
         || async { Ok(false) },
     );
-    let run = start_run(&mut pool, &handle, &mut fns, sim, sensors, trace.clone());
     let ctl = async {
         for s in 1..=20 {
             until(sim, Instant::from_millis(s * 1000 - 500)).await;
@@ -465,7 +391,7 @@ fn py_keeps_min_concurrency_when_overloaded() {
         }
         handle.abort().await.unwrap();
     };
-    let (res, ()) = sim.block_on(zip(run, ctl)).unwrap();
+    let (res, ()) = case.run_with(&mut fns, ctl);
     let report = res.unwrap();
     assert_eq!(gauge.peak.get(), 3);
     assert_eq!(report.peak_concurrency, 3);
@@ -485,19 +411,16 @@ fn py_keeps_min_concurrency_when_overloaded() {
 
 #[test]
 fn py_is_task_ready_error_propagates_after_in_flight_tasks() {
-    let sim = &Sim::new();
-    let mut pool = Pool::new(config(1, 2, 2)).unwrap();
-    let handle = Handle::new(&pool);
+    let case = Case::new(config(1, 2, 2));
+    let sim = &case.sim;
     let (readies, completed_at) = (&Cell::new(0u32), &Cell::new(None));
     let mut fns = task_fns(
-        move || {
-            let s = sim.sleep(secs(1));
-            async move {
-                s.await;
-                completed_at.set(Some(sim.now()));
-                Ok(())
-            }
-        },
+        sleeping(
+            sim,
+            secs(1),
+            || {},
+            move || completed_at.set(Some(sim.now())),
+        ),
         move || {
             let n = bump(readies);
             async move {
@@ -510,8 +433,7 @@ fn py_is_task_ready_error_propagates_after_in_flight_tasks() {
         },
         || async { Ok(false) },
     );
-    let run = start_run(&mut pool, &handle, &mut fns, sim, (), ());
-    let res = sim.block_on(run).unwrap();
+    let res = case.run(&mut fns);
     assert_eq!(res, Err(PoolError::Task(Boom("ready boom"))));
     assert_eq!(
         completed_at.get(),
@@ -524,32 +446,20 @@ fn py_is_task_ready_error_propagates_after_in_flight_tasks() {
         "the error waits for the in-flight task"
     );
     assert_eq!(readies.get(), 2, "nothing is asked after the error");
-    assert_eq!(pool.report().succeeded, 1);
+    assert_eq!(case.pool().report().succeeded, 1);
 }
 
 #[test]
 fn py_is_finished_error_propagates() {
-    let sim = &Sim::new();
-    let mut pool = Pool::new(config(1, 1, 1)).unwrap();
-    let handle = Handle::new(&pool);
+    let case = Case::new(config(1, 1, 1));
+    let (sim, handle) = (&case.sim, &case.handle);
     let started = &Cell::new(0u32);
     let mut fns = task_fns(
-        move || {
-            bump(started);
-            let s = sim.sleep(ms(100));
-            async move {
-                s.await;
-                Ok(())
-            }
-        },
-        move || {
-            let ready = started.get() < 1;
-            async move { Ok(ready) }
-        },
+        sleeping(sim, ms(100), move || bump(started), || {}),
+        answers(move || started.get() < 1),
         || async { Err(Boom("finished boom")) },
     );
-    let run = start_run(&mut pool, &handle, &mut fns, sim, (), ());
-    let res = sim.block_on(run).unwrap();
+    let res = case.run(&mut fns);
     assert_eq!(res, Err(PoolError::Task(Boom("finished boom"))));
     assert_eq!(sim.elapsed(), ms(100));
     assert!(!handle.is_running());
@@ -558,9 +468,8 @@ fn py_is_finished_error_propagates() {
 #[test]
 fn py_worker_error_wins_over_later_scheduler_error() {
     // Python 1.11 (#2229 case c): the worker's error propagates; the orchestrator's later one is only logged.
-    let sim = &Sim::new();
-    let mut pool = Pool::new(config(1, 3, 3)).unwrap();
-    let handle = Handle::new(&pool);
+    let case = Case::new(config(1, 3, 3));
+    let sim = &case.sim;
     let (started, readies) = (&Cell::new(0u32), &Cell::new(0u32));
     let mut fns = task_fns(
         move || {
@@ -590,8 +499,7 @@ fn py_worker_error_wins_over_later_scheduler_error() {
         },
         || async { Ok(false) },
     );
-    let run = start_run(&mut pool, &handle, &mut fns, sim, (), ());
-    let res = sim.block_on(run).unwrap();
+    let res = case.run(&mut fns);
     assert_eq!(res, Err(PoolError::Task(Boom("worker boom"))));
     assert_eq!(started.get(), 2);
     assert_eq!(readies.get(), 3);
@@ -600,18 +508,16 @@ fn py_worker_error_wins_over_later_scheduler_error() {
 
 #[test]
 fn py_desired_is_kept_between_runs() {
-    let sim = &Sim::new();
     let mut cfg = config(1, 1, 10);
     cfg.scaling.autoscale_interval = ms(100);
-    let mut pool = Pool::new(cfg).unwrap();
-    let handle = Handle::new(&pool);
+    let case = Case::new(cfg).traced();
+    let (sim, handle, trace) = (&case.sim, &case.handle, case.trace());
     let c = &Counters::default();
     let (started, done) = (&c.started, &c.done);
     let mut fns = queue_tasks(sim, c, 30, ms(100));
     assert_eq!(handle.current_concurrency(), 0);
-    let run = start_run(&mut pool, &handle, &mut fns, sim, (), ());
-    let first = sim.block_on(run).unwrap().unwrap();
-    let kept = pool.desired_concurrency();
+    let first = case.run(&mut fns).unwrap();
+    let kept = case.pool().desired_concurrency();
     assert!(kept > 1, "the first run scaled up");
     assert_eq!(first.final_desired_concurrency, kept);
     assert_eq!(handle.desired_concurrency(), kept);
@@ -619,12 +525,13 @@ fn py_desired_is_kept_between_runs() {
 
     started.set(0);
     done.set(0);
-    let trace = Trace::new();
-    let run = start_run(&mut pool, &handle, &mut fns, sim, (), trace.clone());
-    sim.block_on(run).unwrap().unwrap();
+    // The trace records both runs; the second run's events start after the first run's.
+    let first_run_events = trace.events().len();
+    case.run(&mut fns).unwrap();
     let first_tick = trace
         .events()
         .into_iter()
+        .skip(first_run_events)
         .find_map(|e| match e {
             Event::Scaled(d) => Some(d),
             _ => None,
@@ -637,47 +544,34 @@ fn py_desired_is_kept_between_runs() {
 fn py_pause_lets_running_tasks_finish_and_can_still_finish() {
     // Python keeps polling `is_finished` while paused, so a paused pool can finish; we keep that (asked once
     // nothing runs), unlike JS v3 whose paused pool never finishes.
-    let sim = &Sim::new();
-    let mut pool = Pool::new(config(3, 3, 3)).unwrap();
-    let handle = Handle::new(&pool);
+    let case = Case::new(config(3, 3, 3));
+    let (sim, handle) = (&case.sim, &case.handle);
     let (started, done, finished_at) = (
         &Cell::new(0u32),
         &Cell::new(0u32),
         &RefCell::new(Vec::new()),
     );
     let mut fns = task_fns(
-        move || {
-            bump(started);
-            let s = sim.sleep(secs(1));
-            async move {
-                s.await;
-                bump(done);
-                Ok::<(), Boom>(())
-            }
-        },
-        move || {
-            let ready = started.get() < 10;
-            async move { Ok(ready) }
-        },
+        sleeping(sim, secs(1), move || bump(started), move || bump(done)),
+        answers(move || started.get() < 10),
         move || {
             finished_at.borrow_mut().push(sim.now());
             let finished = done.get() >= 3;
             async move { Ok(finished) }
         },
     );
-    let run = start_run(&mut pool, &handle, &mut fns, sim, (), ());
     let ctl = async {
         sim.sleep(ms(500)).await;
         handle.pause();
         assert!(handle.is_paused());
     };
-    let (res, ()) = sim.block_on(zip(run, ctl)).unwrap();
+    let (res, ()) = case.run_with(&mut fns, ctl);
     let report = res.unwrap();
     assert_eq!((report.started, report.succeeded), (3, 3));
     assert!(!report.aborted);
     assert_eq!(sim.elapsed(), secs(1));
     assert_eq!(*finished_at.borrow(), [Instant::from_secs(1)]);
-    assert!(pool.is_paused(), "pause outlives the run");
+    assert!(case.pool().is_paused(), "pause outlives the run");
 }
 
 // ----- Crawlee for JavaScript: autoscaled_pool.test.ts (v3.18.1) and v4 additions -----
@@ -709,22 +603,15 @@ fn item_tasks<'a>(
                 Ok::<(), Boom>(())
             }
         },
-        move || {
-            let ready = !items.borrow().is_empty();
-            async move { Ok(ready) }
-        },
-        move || {
-            let finished = items.borrow().is_empty();
-            async move { Ok(finished) }
-        },
+        answers(move || !items.borrow().is_empty()),
+        answers(move || items.borrow().is_empty()),
     )
 }
 
 #[test]
 fn js_should_work_with_concurrency_1() {
-    let sim = &Sim::new();
-    let mut pool = Pool::new(ConcurrencySettings::fixed(1).into_config()).unwrap();
-    let handle = Handle::new(&pool);
+    let case = Case::new(ConcurrencySettings::fixed(1).into_config());
+    let sim = &case.sim;
     let (items, results) = (&queue(10), &RefCell::new(Vec::new()));
     let mut fns = item_tasks(
         sim,
@@ -733,8 +620,7 @@ fn js_should_work_with_concurrency_1() {
         |_| {},
         |item| results.borrow_mut().push(item),
     );
-    let run = start_run(&mut pool, &handle, &mut fns, sim, (), ());
-    let report = sim.block_on(run).unwrap().unwrap();
+    let report = case.run(&mut fns).unwrap();
     assert_eq!(*results.borrow(), (0..10).collect::<Vec<_>>());
     assert_eq!(report.peak_concurrency, 1);
     assert_eq!(sim.elapsed(), ms(50));
@@ -742,9 +628,8 @@ fn js_should_work_with_concurrency_1() {
 
 #[test]
 fn js_should_work_with_concurrency_10() {
-    let sim = &Sim::new();
-    let mut pool = Pool::new(ConcurrencySettings::fixed(10).into_config()).unwrap();
-    let handle = Handle::new(&pool);
+    let case = Case::new(ConcurrencySettings::fixed(10).into_config());
+    let sim = &case.sim;
     let (items, taken, results) = (
         &queue(100),
         &RefCell::new(Vec::new()),
@@ -757,8 +642,7 @@ fn js_should_work_with_concurrency_10() {
         |item| taken.borrow_mut().push(item),
         |item| results.borrow_mut().push(item),
     );
-    let run = start_run(&mut pool, &handle, &mut fns, sim, (), ());
-    let report = sim.block_on(run).unwrap().unwrap();
+    let report = case.run(&mut fns).unwrap();
     // JS gets completion order [0..99] from its FIFO timers; tasks ending at the same instant have no defined
     // order here, so the items must be taken in order and each 5 ms batch must end together.
     assert_eq!(*taken.borrow(), (0..100).collect::<Vec<_>>());
@@ -789,14 +673,13 @@ impl IntoConfig for ConcurrencySettings {
 
 #[test]
 fn js_enables_setting_concurrency() {
-    let sim = &Sim::new();
-    let mut pool = Pool::new(config(3, 9, 13)).unwrap();
-    let handle = Handle::new(&pool);
+    let case = Case::new(config(3, 9, 13));
+    let (sim, handle) = (&case.sim, &case.handle);
     assert_eq!(
         (
-            pool.min_concurrency(),
-            pool.max_concurrency(),
-            pool.desired_concurrency()
+            case.pool().min_concurrency(),
+            case.pool().max_concurrency(),
+            case.pool().desired_concurrency()
         ),
         (3, 13, 9)
     );
@@ -819,7 +702,6 @@ fn js_enables_setting_concurrency() {
             results.borrow_mut().push(item);
         },
     );
-    let run = start_run(&mut pool, &handle, &mut fns, sim, (), ());
     let ctl = async {
         handle.set_min_concurrency(4).unwrap();
         handle.set_max_concurrency(14).unwrap();
@@ -838,7 +720,7 @@ fn js_enables_setting_concurrency() {
         until(sim, at_ms(6)).await;
         gauge.peak.set(gauge.running.get());
     };
-    let (res, ()) = sim.block_on(zip(run, ctl)).unwrap();
+    let (res, ()) = case.run_with(&mut fns, ctl);
     let report = res.unwrap();
     let mut results = results.borrow().clone();
     results.sort_unstable();
@@ -847,7 +729,7 @@ fn js_enables_setting_concurrency() {
     assert_eq!(gauge.peak.get(), 7, "the new desired concurrency holds");
     assert_eq!(report.final_desired_concurrency, 7);
     assert_eq!(
-        (pool.min_concurrency(), pool.max_concurrency()),
+        (case.pool().min_concurrency(), case.pool().max_concurrency()),
         (4, 14),
         "setters outlive the run"
     );
@@ -855,10 +737,9 @@ fn js_enables_setting_concurrency() {
 
 #[test]
 fn js_works_at_min_concurrency_when_currently_overloaded() {
-    let sim = &Sim::new();
-    let mut pool = Pool::new(config(1, 10, 10)).unwrap();
-    let handle = Handle::new(&pool);
-    let mut sensors = ScriptedSensors::new().cpu(|_| Some(1.0));
+    let sensors = ScriptedSensors::new().cpu(|_| Some(1.0));
+    let case = Case::new(config(1, 10, 10)).sensors(sensors);
+    let sim = &case.sim;
     let (limit, started, done, gauge) = (
         &Cell::new(5u32),
         &Cell::new(0u32),
@@ -866,40 +747,33 @@ fn js_works_at_min_concurrency_when_currently_overloaded() {
         &Gauge::default(),
     );
     let mut fns = task_fns(
-        move || {
-            bump(started);
-            gauge.enter();
-            let s = sim.sleep(ms(10));
-            async move {
-                s.await;
+        sleeping(
+            sim,
+            ms(10),
+            move || {
+                bump(started);
+                gauge.enter();
+            },
+            move || {
                 gauge.exit();
                 bump(done);
-                Ok::<(), Boom>(())
-            }
-        },
-        move || {
-            let ready = started.get() < limit.get();
-            async move { Ok(ready) }
-        },
-        move || {
-            let finished = done.get() >= limit.get();
-            async move { Ok(finished) }
-        },
+            },
+        ),
+        answers(move || started.get() < limit.get()),
+        answers(move || done.get() >= limit.get()),
     );
-    let run = start_run(&mut pool, &handle, &mut fns, sim, &mut sensors, ());
-    let report = sim.block_on(run).unwrap().unwrap();
+    let report = case.run(&mut fns).unwrap();
     assert_eq!(gauge.peak.get(), 1);
     assert_eq!((report.peak_concurrency, report.succeeded), (1, 5));
     assert_eq!(sim.elapsed(), ms(50));
 
     // The same pool, run again with a higher floor.
-    pool.set_min_concurrency(sim.now(), 5).unwrap();
+    case.pool_mut().set_min_concurrency(sim.now(), 5).unwrap();
     limit.set(50);
     started.set(0);
     done.set(0);
     gauge.peak.set(0);
-    let run = start_run(&mut pool, &handle, &mut fns, sim, &mut sensors, ());
-    let report = sim.block_on(run).unwrap().unwrap();
+    let report = case.run(&mut fns).unwrap();
     assert_eq!(gauge.peak.get(), 5);
     assert_eq!((report.peak_concurrency, report.succeeded), (5, 50));
     assert_eq!(report.duration, ms(100));
@@ -907,9 +781,8 @@ fn js_works_at_min_concurrency_when_currently_overloaded() {
 
 #[test]
 fn js_should_throw_when_some_of_the_promises_throws() {
-    let sim = &Sim::new();
-    let mut pool = Pool::new(config(5, 5, 5)).unwrap();
-    let handle = Handle::new(&pool);
+    let case = Case::new(config(5, 5, 5));
+    let sim = &case.sim;
     let counter = &Cell::new(0u32);
     let mut fns = task_fns(
         move || {
@@ -927,8 +800,7 @@ fn js_should_throw_when_some_of_the_promises_throws() {
         || async { Ok(true) },
         || async { Ok(false) },
     );
-    let run = start_run(&mut pool, &handle, &mut fns, sim, (), ());
-    let res = sim.block_on(run).unwrap();
+    let res = case.run(&mut fns);
     assert_eq!(res, Err(PoolError::Task(Boom("some-promise-error"))));
     assert_eq!(counter.get(), 25, "five batches of five");
     assert_eq!(sim.elapsed(), ms(5));
@@ -936,9 +808,8 @@ fn js_should_throw_when_some_of_the_promises_throws() {
 
 #[test]
 fn js_when_run_task_function_throws() {
-    let sim = &Sim::new();
-    let mut pool = Pool::new(config(1, 1, 1)).unwrap();
-    let handle = Handle::new(&pool);
+    let case = Case::new(config(1, 1, 1));
+    let sim = &case.sim;
     let mut fns = task_fns(
         move || {
             let s = sim.sleep(ms(3));
@@ -950,50 +821,35 @@ fn js_when_run_task_function_throws() {
         || async { Ok(true) },
         || async { Ok(false) },
     );
-    let run = start_run(&mut pool, &handle, &mut fns, sim, (), ());
-    let res = sim.block_on(run).unwrap();
+    let res = case.run(&mut fns);
     assert_eq!(res, Err(PoolError::Task(Boom("some-runtask-error"))));
     assert_eq!(sim.elapsed(), ms(3));
 }
 
 #[test]
 fn js_when_is_finished_function_throws() {
-    let sim = &Sim::new();
-    let mut pool = Pool::new(config(1, 1, 1)).unwrap();
-    let handle = Handle::new(&pool);
+    let case = Case::new(config(1, 1, 1));
     let started = &Cell::new(0u32);
     let mut fns = task_fns(
         move || {
             bump(started);
             async { Ok(()) }
         },
-        move || {
-            let ready = started.get() == 0;
-            async move { Ok(ready) }
-        },
+        answers(move || started.get() == 0),
         || async { Err(Boom("some-finished-error")) },
     );
-    let run = start_run(&mut pool, &handle, &mut fns, sim, (), ());
-    let res = sim.block_on(run).unwrap();
+    let res = case.run(&mut fns);
     assert_eq!(res, Err(PoolError::Task(Boom("some-finished-error"))));
     assert_eq!(started.get(), 1);
 }
 
 #[test]
 fn js_when_is_task_ready_function_throws() {
-    let sim = &Sim::new();
-    let mut pool = Pool::new(config(1, 1, 1)).unwrap();
-    let handle = Handle::new(&pool);
+    let case = Case::new(config(1, 1, 1));
+    let sim = &case.sim;
     let started = &Cell::new(0u32);
     let mut fns = task_fns(
-        move || {
-            bump(started);
-            let s = sim.sleep(ms(1));
-            async move {
-                s.await;
-                Ok(())
-            }
-        },
+        sleeping(sim, ms(1), move || bump(started), || {}),
         move || {
             let fail = started.get() > 1;
             async move {
@@ -1006,8 +862,7 @@ fn js_when_is_task_ready_function_throws() {
         },
         || async { Ok(false) },
     );
-    let run = start_run(&mut pool, &handle, &mut fns, sim, (), ());
-    let res = sim.block_on(run).unwrap();
+    let res = case.run(&mut fns);
     assert_eq!(res, Err(PoolError::Task(Boom("some-ready-error"))));
     assert_eq!(started.get(), 2);
     assert_eq!(sim.elapsed(), ms(2));
@@ -1016,9 +871,8 @@ fn js_when_is_task_ready_function_throws() {
 #[test]
 fn js_v4_slot_is_returned_after_failure_and_timeout() {
     // JS v3 leaked the slot of a failed or timed-out task; we follow v4 (and Python): the slot is always freed.
-    let sim = &Sim::new();
-    let mut pool = Pool::new(config(2, 2, 2)).unwrap();
-    let handle = Handle::new(&pool);
+    let case = Case::new(config(2, 2, 2));
+    let (sim, handle) = (&case.sim, &case.handle);
     let (phase, started) = (&Cell::new(0u8), &Cell::new(0u32));
     let mut fns = task_fns(
         move || {
@@ -1043,36 +897,32 @@ fn js_v4_slot_is_returned_after_failure_and_timeout() {
         },
         || async { Ok(true) },
     );
-    let run = start_run(&mut pool, &handle, &mut fns, sim, (), ());
     assert_eq!(
-        sim.block_on(run).unwrap(),
+        case.run(&mut fns),
         Err(PoolError::Task(Boom("task failed")))
     );
-    assert_eq!(pool.current_concurrency(), 0);
+    assert_eq!(case.pool().current_concurrency(), 0);
     assert_eq!(handle.current_concurrency(), 0);
-    assert_eq!(pool.report().failed, 1);
+    assert_eq!(case.pool().report().failed, 1);
     // Full capacity is there again: two start at once.
     phase.set(1);
     started.set(0);
-    let run = start_run(&mut pool, &handle, &mut fns, sim, (), ());
-    let report = sim.block_on(run).unwrap().unwrap();
+    let report = case.run(&mut fns).unwrap();
     assert_eq!(report.peak_concurrency, 2);
     assert_eq!(report.succeeded, 4);
     assert_eq!(report.duration, ms(20));
 
     // A timed-out task frees its slot at its deadline.
-    let sim = &Sim::new();
     let mut cfg = config(1, 1, 1);
     cfg.task_timeout = Some(ms(50));
     cfg.timeout_policy = TimeoutPolicy::Report;
-    let mut pool = Pool::new(cfg).unwrap();
-    let handle = Handle::new(&pool);
+    let case = Case::new(cfg).traced();
+    let (sim, trace) = (&case.sim, case.trace());
     let (started, dropped, starts) = (
         &Cell::new(0u32),
         &Cell::new(0u32),
         &RefCell::new(Vec::new()),
     );
-    let trace = Trace::new();
     let mut fns = task_fns(
         move || {
             let n = bump(started);
@@ -1085,14 +935,10 @@ fn js_v4_slot_is_returned_after_failure_and_timeout() {
                 Ok::<(), Boom>(())
             }
         },
-        move || {
-            let ready = started.get() < 3;
-            async move { Ok(ready) }
-        },
+        answers(move || started.get() < 3),
         || async { Ok(true) },
     );
-    let run = start_run(&mut pool, &handle, &mut fns, sim, (), trace.clone());
-    let report = sim.block_on(run).unwrap().unwrap();
+    let report = case.run(&mut fns).unwrap();
     assert_eq!((report.timed_out, report.succeeded), (1, 2));
     assert_eq!(*starts.borrow(), [at_ms(0), at_ms(50), at_ms(60)]);
     assert_eq!(dropped.get(), 3);
@@ -1105,21 +951,17 @@ fn js_v4_slot_is_returned_after_failure_and_timeout() {
 
 #[test]
 fn js_should_not_handle_tasks_added_after_is_finished_returned_true() {
-    let sim = &Sim::new();
-    let mut pool = Pool::new(config(3, 3, 3)).unwrap();
-    let handle = Handle::new(&pool);
+    let case = Case::new(config(3, 3, 3));
+    let sim = &case.sim;
     let (items, handled, readies_after) = (&queue(11), &Cell::new(0u32), &Cell::new(None::<u32>));
     let readies = &Cell::new(0u32);
     let mut fns = task_fns(
-        move || {
-            items.borrow_mut().pop_front().unwrap();
-            let s = sim.sleep(ms(1));
-            async move {
-                s.await;
-                bump(handled);
-                Ok::<(), Boom>(())
-            }
-        },
+        sleeping(
+            sim,
+            ms(1),
+            move || items.borrow_mut().pop_front().unwrap(),
+            move || bump(handled),
+        ),
         move || {
             bump(readies);
             let ready = !items.borrow().is_empty();
@@ -1135,8 +977,7 @@ fn js_should_not_handle_tasks_added_after_is_finished_returned_true() {
             async move { Ok(finished) }
         },
     );
-    let run = start_run(&mut pool, &handle, &mut fns, sim, (), ());
-    let report = sim.block_on(run).unwrap().unwrap();
+    let report = case.run(&mut fns).unwrap();
     assert_eq!(handled.get(), 11);
     assert_eq!(report.started, 11);
     assert_eq!(items.borrow().len(), 5, "the late items were left alone");
@@ -1155,36 +996,25 @@ fn js_should_break_and_resume_when_the_task_queue_is_empty_for_a_while() {
     cfg.snapshot.event_loop_probe_interval = secs(5);
     cfg.snapshot.client_probe_interval = secs(5);
     cfg.snapshot.sensor_interval = secs(5);
-    let sim = &Sim::new();
-    let mut pool = Pool::new(cfg).unwrap();
-    let handle = Handle::new(&pool);
+    let case = Case::new(cfg);
+    let (sim, handle) = (&case.sim, &case.handle);
     let (items, finished_at) = (&queue(10), &RefCell::new(Vec::new()));
     let mut fns = task_fns(
-        move || {
-            items.borrow_mut().pop_front().unwrap();
-            let s = sim.sleep(ms(1));
-            async move {
-                s.await;
-                finished_at.borrow_mut().push(sim.now());
-                Ok::<(), Boom>(())
-            }
-        },
-        move || {
-            let ready = !items.borrow().is_empty();
-            async move { Ok(ready) }
-        },
-        move || {
-            let finished = finished_at.borrow().len() >= 20;
-            async move { Ok(finished) }
-        },
+        sleeping(
+            sim,
+            ms(1),
+            move || items.borrow_mut().pop_front().unwrap(),
+            move || finished_at.borrow_mut().push(sim.now()),
+        ),
+        answers(move || !items.borrow().is_empty()),
+        answers(move || finished_at.borrow().len() >= 20),
     );
-    let run = start_run(&mut pool, &handle, &mut fns, sim, (), ());
     let ctl = async {
         sim.sleep(ms(20)).await;
         items.borrow_mut().extend(10..20);
         handle.notify();
     };
-    let (res, ()) = sim.block_on(zip(run, ctl)).unwrap();
+    let (res, ()) = case.run_with(&mut fns, ctl);
     assert_eq!(res.unwrap().succeeded, 20);
     let f = finished_at.borrow();
     assert_eq!(f.len(), 20);
@@ -1196,12 +1026,11 @@ fn js_should_break_and_resume_when_the_task_queue_is_empty_for_a_while() {
 
 #[test]
 fn js_should_abort() {
-    let sim = &Sim::new();
-    let mut pool = Pool::new(config(2, 2, 2)).unwrap();
-    let handle = Handle::new(&pool);
+    let case = Case::new(config(2, 2, 2));
+    let (sim, handle) = (&case.sim, &case.handle);
     let (started, finished_calls, abort_returned) =
         (&Cell::new(0u32), &Cell::new(0u32), &Cell::new(false));
-    let h = &handle;
+    let h = handle;
     let mut fns = task_fns(
         move || {
             let n = bump(started);
@@ -1224,8 +1053,7 @@ fn js_should_abort() {
             async { Ok(false) }
         },
     );
-    let run = start_run(&mut pool, &handle, &mut fns, sim, (), ());
-    let report = sim.block_on(run).unwrap().unwrap();
+    let report = case.run(&mut fns).unwrap();
     assert!(report.aborted);
     assert!(report.started >= 1);
     assert_eq!(
@@ -1239,31 +1067,20 @@ fn js_should_abort() {
 
 #[test]
 fn js_should_only_finish_after_tasks_complete() {
-    let sim = &Sim::new();
-    let mut pool = Pool::new(PoolConfig::default()).unwrap();
-    let handle = Handle::new(&pool);
+    let case = Case::new(PoolConfig::default());
+    let sim = &case.sim;
     let (started, completed) = (&Cell::new(false), &Cell::new(false));
     let mut fns = task_fns(
-        move || {
-            started.set(true);
-            let s = sim.sleep(ms(100));
-            async move {
-                s.await;
-                completed.set(true);
-                Ok::<(), Boom>(())
-            }
-        },
-        move || {
-            let ready = !started.get();
-            async move { Ok(ready) }
-        },
-        move || {
-            let finished = started.get();
-            async move { Ok(finished) }
-        },
+        sleeping(
+            sim,
+            ms(100),
+            move || started.set(true),
+            move || completed.set(true),
+        ),
+        answers(move || !started.get()),
+        answers(move || started.get()),
     );
-    let run = start_run(&mut pool, &handle, &mut fns, sim, (), ());
-    sim.block_on(run).unwrap().unwrap();
+    case.run(&mut fns).unwrap();
     assert!(completed.get());
     assert_eq!(sim.elapsed(), ms(100));
 }
@@ -1271,22 +1088,20 @@ fn js_should_only_finish_after_tasks_complete() {
 #[test]
 fn js_should_pause_and_resume() {
     // JS v3 resumes at the next 500 ms interval tick; we follow the contract that resume restarts at once.
-    let sim = &Sim::new();
-    let mut pool = Pool::new(config(10, 10, 10)).unwrap();
-    let handle = Handle::new(&pool);
+    let case = Case::new(config(10, 10, 10));
+    let (sim, handle) = (&case.sim, &case.handle);
     let (items, results, starts, run_done) = (
         &queue(50),
         &RefCell::new(Vec::new()),
         &RefCell::new(Vec::new()),
         &Cell::new(false),
     );
-    let h = &handle;
     let mut fns = task_fns(
         move || {
             let item = items.borrow_mut().pop_front().unwrap();
             starts.borrow_mut().push((item, sim.now()));
             if item == 19 {
-                h.pause();
+                handle.pause();
             }
             let s = sim.sleep(ms(10));
             async move {
@@ -1295,21 +1110,9 @@ fn js_should_pause_and_resume() {
                 Ok::<(), Boom>(())
             }
         },
-        move || {
-            let ready = !items.borrow().is_empty();
-            async move { Ok(ready) }
-        },
-        move || {
-            let finished = results.borrow().len() == 50;
-            async move { Ok(finished) }
-        },
+        answers(move || !items.borrow().is_empty()),
+        answers(move || results.borrow().len() == 50),
     );
-    let run = start_run(&mut pool, &handle, &mut fns, sim, (), ());
-    let run = async {
-        let r = run.await;
-        run_done.set(true);
-        r
-    };
     let ctl = async {
         while !handle.is_paused() {
             sim.sleep(ms(1)).await;
@@ -1326,7 +1129,14 @@ fn js_should_pause_and_resume() {
         assert!(!run_done.get());
         handle.resume();
     };
-    let (res, ()) = sim.block_on(zip(run, ctl)).unwrap();
+    let (res, ()) = case.with_run(&mut fns, |run| {
+        let run = async {
+            let r = run.await;
+            run_done.set(true);
+            r
+        };
+        sim.block_on(zip(run, ctl)).unwrap()
+    });
     let report = res.unwrap();
     assert_eq!(report.succeeded, 50);
     let starts = starts.borrow();
@@ -1344,12 +1154,11 @@ fn js_should_pause_and_resume() {
 #[test]
 fn js_should_timeout_after_task_timeout() {
     // JS fails the pool on a task timeout; that is `TimeoutPolicy::FailPool` (Python's default reports it).
-    let sim = &Sim::new();
     let mut cfg = config(1, 1, 1);
     cfg.task_timeout = Some(ms(100));
     cfg.timeout_policy = TimeoutPolicy::FailPool;
-    let mut pool = Pool::new(cfg).unwrap();
-    let handle = Handle::new(&pool);
+    let case = Case::new(cfg);
+    let sim = &case.sim;
     let (completed, dropped) = (&Cell::new(false), &Cell::new(0u32));
     let mut fns = task_fns(
         move || {
@@ -1365,69 +1174,54 @@ fn js_should_timeout_after_task_timeout() {
         || async { Ok(true) },
         || async { Ok(false) },
     );
-    let run = start_run(&mut pool, &handle, &mut fns, sim, (), ());
-    let err = sim.block_on(run).unwrap().unwrap_err();
+    let err = case.run(&mut fns).unwrap_err();
     assert_eq!(err, PoolError::TimedOut(ms(100)));
     assert_eq!(err.to_string(), "a task timed out after 0.100 s");
     assert!(!completed.get());
     assert_eq!(dropped.get(), 1, "the timed-out task was cancelled");
     assert_eq!(sim.elapsed(), ms(100));
-    assert_eq!(pool.report().timed_out, 1);
+    assert_eq!(case.pool().report().timed_out, 1);
 }
 
 #[test]
 fn js_should_not_timeout_if_task_timeout_is_not_set() {
-    let sim = &Sim::new();
-    let mut pool = Pool::new(config(1, 1, 1)).unwrap();
-    assert_eq!(pool.task_timeout(), None);
-    let handle = Handle::new(&pool);
+    let case = Case::new(config(1, 1, 1));
+    assert_eq!(case.pool().task_timeout(), None);
+    let sim = &case.sim;
     let started = &Cell::new(0u32);
     let mut fns = task_fns(
-        move || {
-            bump(started);
-            let s = sim.sleep(secs(1));
-            async move {
-                s.await;
-                Ok::<(), Boom>(())
-            }
-        },
-        move || {
-            let ready = started.get() == 0;
-            async move { Ok(ready) }
-        },
+        sleeping(sim, secs(1), move || bump(started), || {}),
+        answers(move || started.get() == 0),
         || async { Ok(true) },
     );
-    let run = start_run(&mut pool, &handle, &mut fns, sim, (), ());
-    let report = sim.block_on(run).unwrap().unwrap();
+    let report = case.run(&mut fns).unwrap();
     assert_eq!((report.succeeded, report.timed_out), (1, 0));
     assert_eq!(sim.elapsed(), secs(1));
 }
 
 #[test]
 fn js_custom_load_signal_scales_down() {
-    let sim = &Sim::new();
     let mut cfg = config(1, 10, 10);
     cfg.scaling.autoscale_interval = ms(100);
     let mut pool = Pool::new(cfg).unwrap();
     let proxy = pool.add_signal("proxyHealth", 0.3).unwrap();
     let nav = pool.add_signal("navTimeout", 0.2).unwrap();
-    let handle = Handle::new(&pool);
     let sensors = ScriptedSensors::new()
         .signal(proxy, |_| Some(true))
         .signal(nav, |_| Some(true));
-    let trace = Trace::new();
+    let case = Case::with_pool(pool).sensors(sensors).traced();
+    let (sim, trace) = (&case.sim, case.trace());
     let c = &Counters::default();
     let mut fns = queue_tasks(sim, c, 50, ms(100));
-    let run = start_run(&mut pool, &handle, &mut fns, sim, sensors, trace.clone());
-    let report = sim.block_on(run).unwrap().unwrap();
+    let report = case.run(&mut fns).unwrap();
     assert_eq!(report.succeeded, 50);
     assert_eq!(report.final_desired_concurrency, 1);
-    assert_eq!(pool.desired_concurrency(), 1);
+    assert_eq!(case.pool().desired_concurrency(), 1);
     assert_eq!(
         report.peak_concurrency, 1,
         "the current window gates starts"
     );
-    let info = pool.current_info(sim.now());
+    let info = case.pool().current_info(sim.now());
     assert_eq!(info.custom.len(), 2);
     assert_eq!(info.custom[0].name, "proxyHealth");
     assert!(info.custom[0].info.is_overloaded());
@@ -1441,19 +1235,16 @@ fn js_custom_load_signal_scales_down() {
 
 #[test]
 fn js_should_work_with_logging_interval_null() {
-    let sim = &Sim::new();
     let mut cfg = config(1, 1, 100);
     cfg.scaling.status_log_interval = None;
-    let mut pool = Pool::new(cfg).unwrap();
-    let handle = Handle::new(&pool);
-    let trace = Trace::new();
+    let case = Case::new(cfg).traced();
+    let trace = case.trace();
     let mut fns = task_fns(
         || async { Ok::<(), Boom>(()) },
         || async { Ok(false) },
         || async { Ok(true) },
     );
-    let run = start_run(&mut pool, &handle, &mut fns, sim, (), trace.clone());
-    sim.block_on(run).unwrap().unwrap();
+    case.run(&mut fns).unwrap();
     assert_eq!(trace.desired_history(), [2], "one autoscale tick");
     assert!(
         !trace.events().iter().any(|e| matches!(e, Event::Status(_))),
@@ -1470,25 +1261,17 @@ fn js_v4_runtime_tuning_through_the_handle() {
         first: impl FnOnce(&Handle),
         then: impl FnOnce(&Handle),
     ) -> (usize, usize, usize, usize) {
-        let sim = &Sim::new();
-        let mut pool = Pool::new(cfg).unwrap();
-        let handle = Handle::new(&pool);
+        let case = Case::new(cfg);
+        let (sim, handle) = (&case.sim, &case.handle);
         let mut fns = task_fns(
-            move || {
-                let s = sim.sleep(secs(10));
-                async move {
-                    s.await;
-                    Ok::<(), Boom>(())
-                }
-            },
+            sleeping(sim, secs(10), || {}, || {}),
             || async { Ok(true) },
             || async { Ok(false) },
         );
-        first(&handle);
-        let run = start_run(&mut pool, &handle, &mut fns, sim, (), ());
+        first(handle);
         let ctl = async {
             sim.sleep(ms(1)).await;
-            then(&handle);
+            then(handle);
             sim.sleep(ms(1)).await;
             let out = (
                 handle.min_concurrency(),
@@ -1499,7 +1282,7 @@ fn js_v4_runtime_tuning_through_the_handle() {
             handle.abort().await.unwrap();
             out
         };
-        let (res, out) = sim.block_on(zip(run, ctl)).unwrap();
+        let (res, out) = case.run_with(&mut fns, ctl);
         res.unwrap();
         out
     }
@@ -1537,43 +1320,37 @@ fn js_v4_runtime_tuning_through_the_handle() {
 fn js_v4_budget_max_tasks_per_minute_counts_starts_not_concurrency() {
     // JS v4 books 2 starts at once within a sliding minute; we follow Python's even spacing (the seed contract),
     // so the second start waits 30 s although tasks end quickly and 5 slots are free.
-    let sim = &Sim::new();
     let mut cfg = config(5, 5, 5);
     cfg.concurrency.max_tasks_per_minute = Some(2);
-    let mut pool = Pool::new(cfg).unwrap();
-    let handle = Handle::new(&pool);
+    let case = Case::new(cfg);
+    let (sim, handle) = (&case.sim, &case.handle);
     let starts = &RefCell::new(Vec::new());
     let mut fns = task_fns(
-        move || {
-            starts.borrow_mut().push(sim.now());
-            let s = sim.sleep(ms(10));
-            async move {
-                s.await;
-                Ok::<(), Boom>(())
-            }
-        },
+        sleeping(
+            sim,
+            ms(10),
+            move || starts.borrow_mut().push(sim.now()),
+            || {},
+        ),
         || async { Ok(true) },
         || async { Ok(false) },
     );
-    let run = start_run(&mut pool, &handle, &mut fns, sim, (), ());
     let ctl = async {
         until(sim, Instant::from_secs(59)).await;
         handle.abort().await.unwrap();
     };
-    let (res, ()) = sim.block_on(zip(run, ctl)).unwrap();
+    let (res, ()) = case.run_with(&mut fns, ctl);
     assert_eq!(res.unwrap().peak_concurrency, 1);
     assert_eq!(*starts.borrow(), [Instant::ZERO, Instant::from_secs(30)]);
 }
 
 #[test]
 fn js_v4_budget_unlimited_admits_1000_at_once() {
-    let sim = &Sim::new();
-    let mut pool = Pool::new(ConcurrencySettings::fixed(1000).into_config()).unwrap();
-    let handle = Handle::new(&pool);
+    let case = Case::new(ConcurrencySettings::fixed(1000).into_config());
+    let sim = &case.sim;
     let c = &Counters::default();
     let mut fns = queue_tasks(sim, c, 1000, secs(1));
-    let run = start_run(&mut pool, &handle, &mut fns, sim, (), ());
-    let report = sim.block_on(run).unwrap().unwrap();
+    let report = case.run(&mut fns).unwrap();
     assert_eq!(report.peak_concurrency, 1000);
     assert_eq!(report.succeeded, 1000);
     assert_eq!(sim.elapsed(), secs(1));
@@ -1583,9 +1360,7 @@ fn js_v4_budget_unlimited_admits_1000_at_once() {
 
 #[test]
 fn panicking_task_becomes_pool_error_with_message() {
-    let sim = &Sim::new();
-    let mut pool = Pool::new(config(1, 1, 1)).unwrap();
-    let handle = Handle::new(&pool);
+    let case = Case::new(config(1, 1, 1));
     let (mode, started) = (&Cell::new(0u8), &Cell::new(0u32));
     let mut fns = task_fns(
         move || {
@@ -1601,10 +1376,7 @@ fn panicking_task_becomes_pool_error_with_message() {
                 Ok::<(), Boom>(())
             }
         },
-        move || {
-            let ready = started.get() == 0;
-            async move { Ok(ready) }
-        },
+        answers(move || started.get() == 0),
         || async { Ok(true) },
     );
     let expected = [
@@ -1615,8 +1387,7 @@ fn panicking_task_becomes_pool_error_with_message() {
     for (m, message) in expected.into_iter().enumerate() {
         mode.set(m as u8);
         started.set(0);
-        let run = start_run(&mut pool, &handle, &mut fns, sim, (), ());
-        let err = sim.block_on(run).unwrap().unwrap_err();
+        let err = case.run(&mut fns).unwrap_err();
         assert_eq!(
             err,
             PoolError::Panicked(TaskPanic {
@@ -1624,11 +1395,11 @@ fn panicking_task_becomes_pool_error_with_message() {
             })
         );
         assert_eq!(
-            pool.current_concurrency(),
+            case.pool().current_concurrency(),
             0,
             "a panicked task frees its slot"
         );
-        assert_eq!(pool.report().failed, 1);
+        assert_eq!(case.pool().report().failed, 1);
     }
 }
 
@@ -1637,9 +1408,8 @@ fn panicking_task_becomes_pool_error_with_message() {
 fn run_with_panicking_function(
     panic_in: &'static str,
 ) -> std::thread::Result<Result<RunReport, PoolError<Boom>>> {
-    let sim = &Sim::new();
-    let mut pool = Pool::new(config(1, 1, 1)).unwrap();
-    let handle = Handle::new(&pool);
+    let case = Case::new(config(1, 1, 1));
+    let handle = &case.handle;
     let started = &Cell::new(0u32);
     let mut fns = task_fns(
         move || {
@@ -1665,13 +1435,10 @@ fn run_with_panicking_function(
             Ok(true)
         },
     );
-    let out = catch_unwind(AssertUnwindSafe(|| {
-        let run = start_run(&mut pool, &handle, &mut fns, sim, (), ());
-        sim.block_on(run).unwrap()
-    }));
+    let out = catch_unwind(AssertUnwindSafe(|| case.run(&mut fns)));
     // Whatever happened, the pool and the handle are free again.
-    assert!(!pool.is_running());
-    assert_eq!(pool.current_concurrency(), 0);
+    assert!(!case.pool().is_running());
+    assert_eq!(case.pool().current_concurrency(), 0);
     assert!(!handle.is_running());
     out
 }
@@ -1708,10 +1475,9 @@ fn panic_while_creating_a_task_becomes_pool_error() {
 
 #[test]
 fn second_concurrent_run_is_refused() {
-    let sim = &Sim::new();
-    let mut pool = Pool::new(config(1, 1, 1)).unwrap();
+    let case = Case::new(config(1, 1, 1));
+    let (sim, handle) = (&case.sim, &case.handle);
     let mut other = Pool::new(config(1, 1, 1)).unwrap();
-    let handle = Handle::new(&pool);
     let (c, other_calls) = (&Counters::default(), &Cell::new(0u32));
     let (started, done) = (&c.started, &c.done);
     let mut fns = queue_tasks(sim, c, 1, ms(100));
@@ -1729,39 +1495,38 @@ fn second_concurrent_run_is_refused() {
             async { Ok(true) }
         },
     );
-    let run = start_run(&mut pool, &handle, &mut fns, sim, (), ());
-    assert!(handle.is_running());
-    assert!(matches!(
-        Run::new(
-            &mut other,
-            &handle,
-            &mut other_fns,
-            sim.runtime(),
-            InPlace,
-            (),
-            ()
-        ),
-        Err(PoolError::AlreadyRunning)
-    ));
-    assert!(!other.is_running(), "the refused run touched nothing");
-    assert_eq!(other_calls.get(), 0);
-    assert!(handle.is_running(), "the first run is undisturbed");
-    let report = sim.block_on(run).unwrap().unwrap();
+    let report = case.with_run(&mut fns, |run| {
+        assert!(handle.is_running());
+        assert!(matches!(
+            Run::new(
+                &mut other,
+                handle,
+                &mut other_fns,
+                sim.runtime(),
+                InPlace,
+                (),
+                ()
+            ),
+            Err(PoolError::AlreadyRunning)
+        ));
+        assert!(!other.is_running(), "the refused run touched nothing");
+        assert_eq!(other_calls.get(), 0);
+        assert!(handle.is_running(), "the first run is undisturbed");
+        sim.block_on(run).unwrap().unwrap()
+    });
     assert_eq!(report.succeeded, 1);
     // Once the first run has ended, the handle can run again.
     started.set(0);
     done.set(0);
-    let run = start_run(&mut pool, &handle, &mut fns, sim, (), ());
-    assert_eq!(sim.block_on(run).unwrap().unwrap().succeeded, 1);
+    assert_eq!(case.run(&mut fns).unwrap().succeeded, 1);
 }
 
 #[test]
 fn is_finished_is_never_called_while_tasks_run() {
     // Python asks `is_finished` on every loop iteration, tasks running or not; we follow the seed contract:
     // only when no task is ready and none is running.
-    let sim = &Sim::new();
-    let mut pool = Pool::new(config(1, 4, 4)).unwrap();
-    let handle = Handle::new(&pool);
+    let case = Case::new(config(1, 4, 4));
+    let (sim, handle) = (&case.sim, &case.handle);
     let (items, gauge, refills, calls, handled) = (
         &queue(6),
         &Gauge::default(),
@@ -1781,17 +1546,13 @@ fn is_finished_is_never_called_while_tasks_run() {
                 Ok::<(), Boom>(())
             }
         },
-        move || {
-            let ready = !items.borrow().is_empty();
-            async move { Ok(ready) }
-        },
+        answers(move || !items.borrow().is_empty()),
         move || {
             calls.borrow_mut().push((sim.now(), gauge.running.get()));
             let finished = refills.get() >= 5 && items.borrow().is_empty();
             async move { Ok(finished) }
         },
     );
-    let run = start_run(&mut pool, &handle, &mut fns, sim, (), ());
     let ctl = async {
         for round in 1..=5u32 {
             sim.sleep(ms(300)).await;
@@ -1800,7 +1561,7 @@ fn is_finished_is_never_called_while_tasks_run() {
             handle.notify();
         }
     };
-    let (res, ()) = sim.block_on(zip(run, ctl)).unwrap();
+    let (res, ()) = case.run_with(&mut fns, ctl);
     assert_eq!(res.unwrap().succeeded, 36);
     assert_eq!(handled.get(), 36);
     let calls = calls.borrow();
@@ -1817,13 +1578,12 @@ fn is_finished_is_never_called_while_tasks_run() {
 fn run_wakes_on_events_not_on_an_interval() {
     /// Runs an idle pool (nothing ever ready) for 60 s; returns how often `is_task_ready` was asked.
     fn idle_ready_calls(probe: Duration) -> u64 {
-        let sim = &Sim::new();
         let mut cfg = PoolConfig::default();
         cfg.snapshot.event_loop_probe_interval = probe;
         cfg.snapshot.client_probe_interval = probe;
         cfg.snapshot.sensor_interval = probe;
-        let mut pool = Pool::new(cfg).unwrap();
-        let handle = Handle::new(&pool);
+        let case = Case::new(cfg);
+        let sim = &case.sim;
         let (calls, same_instant) = (&Cell::new(0u64), &Cell::new((Instant::ZERO, 0u32)));
         let mut fns = task_fns(
             || async { Ok::<(), Boom>(()) },
@@ -1836,13 +1596,9 @@ fn run_wakes_on_events_not_on_an_interval() {
                 same_instant.set((sim.now(), n));
                 async { Ok(false) }
             },
-            move || {
-                let finished = sim.now() >= Instant::from_secs(60);
-                async move { Ok(finished) }
-            },
+            answers(move || sim.now() >= Instant::from_secs(60)),
         );
-        let run = start_run(&mut pool, &handle, &mut fns, sim, (), ());
-        let report = sim.block_on(run).unwrap().unwrap();
+        let report = case.run(&mut fns).unwrap();
         assert_eq!(report.started, 0);
         assert_eq!(sim.elapsed(), secs(60));
         calls.get()
@@ -1862,39 +1618,30 @@ fn run_wakes_on_events_not_on_an_interval() {
 #[test]
 fn notify_wakes_an_idle_pool_at_once_and_the_next_tick_picks_up_work_otherwise() {
     fn first_start(notify: bool) -> Instant {
-        let sim = &Sim::new();
         let mut cfg = config(1, 1, 1);
         cfg.snapshot.event_loop_probe_interval = secs(5);
         cfg.snapshot.client_probe_interval = secs(5);
         cfg.snapshot.sensor_interval = secs(5);
-        let mut pool = Pool::new(cfg).unwrap();
-        let handle = Handle::new(&pool);
+        let case = Case::new(cfg);
+        let (sim, handle) = (&case.sim, &case.handle);
         let (items, starts, done) = (
             &RefCell::new(VecDeque::<u32>::new()),
             &RefCell::new(Vec::new()),
             &Cell::new(0u32),
         );
         let mut fns = task_fns(
-            move || {
-                items.borrow_mut().pop_front().unwrap();
-                starts.borrow_mut().push(sim.now());
-                let s = sim.sleep(ms(100));
-                async move {
-                    s.await;
-                    bump(done);
-                    Ok::<(), Boom>(())
-                }
-            },
-            move || {
-                let ready = !items.borrow().is_empty();
-                async move { Ok(ready) }
-            },
-            move || {
-                let finished = done.get() >= 1;
-                async move { Ok(finished) }
-            },
+            sleeping(
+                sim,
+                ms(100),
+                move || {
+                    items.borrow_mut().pop_front().unwrap();
+                    starts.borrow_mut().push(sim.now());
+                },
+                move || bump(done),
+            ),
+            answers(move || !items.borrow().is_empty()),
+            answers(move || done.get() >= 1),
         );
-        let run = start_run(&mut pool, &handle, &mut fns, sim, (), ());
         let ctl = async {
             until(sim, at_ms(1234)).await;
             items.borrow_mut().push_back(1);
@@ -1902,7 +1649,7 @@ fn notify_wakes_an_idle_pool_at_once_and_the_next_tick_picks_up_work_otherwise()
                 handle.notify();
             }
         };
-        let (res, ()) = sim.block_on(zip(run, ctl)).unwrap();
+        let (res, ()) = case.run_with(&mut fns, ctl);
         assert_eq!(res.unwrap().succeeded, 1);
         let s = starts.borrow();
         assert_eq!(s.len(), 1);
@@ -1918,9 +1665,8 @@ fn notify_wakes_an_idle_pool_at_once_and_the_next_tick_picks_up_work_otherwise()
 
 #[test]
 fn handle_drained_resolves_when_tasks_finish() {
-    let sim = &Sim::new();
-    let mut pool = Pool::new(config(3, 3, 3)).unwrap();
-    let handle = Handle::new(&pool);
+    let case = Case::new(config(3, 3, 3));
+    let (sim, handle) = (&case.sim, &case.handle);
     let started = &Cell::new(0u32);
     let mut fns = task_fns(
         move || {
@@ -1936,7 +1682,6 @@ fn handle_drained_resolves_when_tasks_finish() {
     );
     // With no run, nothing is running: drained at once.
     assert!(sim.block_on(poll_once(handle.drained())).unwrap().is_some());
-    let run = start_run(&mut pool, &handle, &mut fns, sim, (), ());
     let ctl = async {
         sim.sleep(ms(50)).await;
         assert_eq!(handle.current_concurrency(), 3);
@@ -1951,7 +1696,7 @@ fn handle_drained_resolves_when_tasks_finish() {
         assert!(poll_once(handle.drained()).await.is_some());
         handle.abort().await.unwrap();
     };
-    let (res, ()) = sim.block_on(zip(run, ctl)).unwrap();
+    let (res, ()) = case.run_with(&mut fns, ctl);
     let report = res.unwrap();
     assert_eq!(
         (report.started, report.succeeded, report.cancelled),
@@ -1961,9 +1706,8 @@ fn handle_drained_resolves_when_tasks_finish() {
 
 #[test]
 fn abort_without_run_is_an_error() {
-    let sim = &Sim::new();
-    let mut pool = Pool::new(config(1, 1, 1)).unwrap();
-    let handle = Handle::new(&pool);
+    let case = Case::new(config(1, 1, 1));
+    let (sim, handle) = (&case.sim, &case.handle);
     assert_eq!(
         sim.block_on(handle.abort()).unwrap(),
         Err(RunError::NotRunning)
@@ -1973,8 +1717,7 @@ fn abort_without_run_is_an_error() {
         || async { Ok(false) },
         || async { Ok(true) },
     );
-    let run = start_run(&mut pool, &handle, &mut fns, sim, (), ());
-    sim.block_on(run).unwrap().unwrap();
+    case.run(&mut fns).unwrap();
     assert_eq!(
         sim.block_on(handle.abort()).unwrap(),
         Err(RunError::NotRunning),
@@ -1984,19 +1727,19 @@ fn abort_without_run_is_an_error() {
 
 #[test]
 fn dropping_a_run_frees_the_pool_for_the_next() {
-    let sim = &Sim::new();
-    let mut pool = Pool::new(config(2, 2, 2)).unwrap();
-    let handle = Handle::new(&pool);
+    let case = Case::new(config(2, 2, 2));
+    let (sim, handle) = (&case.sim, &case.handle);
     let (c, dropped) = (&Counters::default(), &Cell::new(0u32));
     let done = &c.done;
     let mut fns = queue_tasks_with(sim, c, 4, 2, secs(1), |_| DropCount(dropped));
-    let run = start_run(&mut pool, &handle, &mut fns, sim, (), ());
     // The caller gives up after 200 ms: the run future is dropped with two tasks in flight.
-    assert!(sim.run_for(ms(200), run).unwrap().is_none());
+    case.with_run(&mut fns, |run| {
+        assert!(sim.run_for(ms(200), run).unwrap().is_none());
+    });
     assert_eq!(dropped.get(), 2, "in-place tasks are dropped with the run");
     assert_eq!(done.get(), 0);
-    assert!(!pool.is_running());
-    assert_eq!(pool.current_concurrency(), 0);
+    assert!(!case.pool().is_running());
+    assert_eq!(case.pool().current_concurrency(), 0);
     assert!(!handle.is_running());
     assert_eq!(handle.current_concurrency(), 0);
     assert_eq!(sim.clock().next_deadline(), None, "no timer is left armed");
@@ -2005,8 +1748,7 @@ fn dropping_a_run_frees_the_pool_for_the_next() {
         Err(RunError::NotRunning)
     );
 
-    let run = start_run(&mut pool, &handle, &mut fns, sim, (), ());
-    let report = sim.block_on(run).unwrap().unwrap();
+    let report = case.run(&mut fns).unwrap();
     assert_eq!((report.started, report.succeeded), (2, 2));
     assert!(!report.aborted);
     assert_eq!(report.duration, secs(1));
@@ -2014,16 +1756,14 @@ fn dropping_a_run_frees_the_pool_for_the_next() {
 
 /// One scripted scenario: autoscaling under a CPU that is busy between 3 s and 6 s, with uneven tasks.
 fn scripted_scenario() -> (Vec<String>, Vec<Event>, RunReport, Duration, Vec<Instant>) {
-    let sim = &Sim::new();
     let mut cfg = config(1, 2, 8);
     cfg.scaling.autoscale_interval = ms(500);
-    let mut pool = Pool::new(cfg).unwrap();
-    let handle = Handle::new(&pool);
     let sensors = ScriptedSensors::new().cpu(|t| {
         let busy = (Instant::from_secs(3)..Instant::from_secs(6)).contains(&t);
         Some(if busy { 1.0 } else { 0.2 })
     });
-    let trace = Trace::new();
+    let case = Case::new(cfg).sensors(sensors).traced();
+    let (sim, trace) = (&case.sim, case.trace());
     let (started, done, starts) = (
         &Cell::new(0u32),
         &Cell::new(0u32),
@@ -2040,17 +1780,10 @@ fn scripted_scenario() -> (Vec<String>, Vec<Event>, RunReport, Duration, Vec<Ins
                 Ok::<(), Boom>(())
             }
         },
-        move || {
-            let ready = started.get() < 400;
-            async move { Ok(ready) }
-        },
-        move || {
-            let finished = done.get() >= 400;
-            async move { Ok(finished) }
-        },
+        answers(move || started.get() < 400),
+        answers(move || done.get() >= 400),
     );
-    let run = start_run(&mut pool, &handle, &mut fns, sim, sensors, trace.clone());
-    let report = sim.block_on(run).unwrap().unwrap();
+    let report = case.run(&mut fns).unwrap();
     (
         trace.decisions(),
         trace.events(),
@@ -2084,17 +1817,14 @@ fn simulation_is_deterministic() {
 
 #[test]
 fn first_autoscale_tick_and_status_record_happen_at_run_start() {
-    let sim = &Sim::new();
-    let mut pool = Pool::new(config(1, 1, 4)).unwrap();
-    let handle = Handle::new(&pool);
-    let trace = Trace::new();
+    let case = Case::new(config(1, 1, 4)).traced();
+    let (sim, trace) = (&case.sim, case.trace());
     let mut fns = task_fns(
         || async { Ok::<(), Boom>(()) },
         || async { Ok(false) },
         || async { Ok(true) },
     );
-    let run = start_run(&mut pool, &handle, &mut fns, sim, (), trace.clone());
-    let report = sim.block_on(run).unwrap().unwrap();
+    let report = case.run(&mut fns).unwrap();
     assert_eq!(report.started, 0);
     assert_eq!(sim.elapsed(), Duration::ZERO);
     let events = trace.events();
@@ -2112,16 +1842,15 @@ fn first_autoscale_tick_and_status_record_happen_at_run_start() {
         e,
         Event::Status(s) if s.at == Instant::ZERO && s.current_concurrency == 0
     )));
-    assert_eq!(pool.desired_concurrency(), 2);
+    assert_eq!(case.pool().desired_concurrency(), 2);
 }
 
 #[test]
 fn first_error_wins_and_in_flight_tasks_are_awaited() {
     // Python 1.11: in-flight tasks are awaited, not cancelled, and later errors are dropped (JS leaves them
     // running unobserved).
-    let sim = &Sim::new();
-    let mut pool = Pool::new(config(3, 3, 3)).unwrap();
-    let handle = Handle::new(&pool);
+    let case = Case::new(config(3, 3, 3));
+    let sim = &case.sim;
     let (started, completed) = (&Cell::new(0u32), &Cell::new(false));
     let mut fns = task_fns(
         move || {
@@ -2146,22 +1875,20 @@ fn first_error_wins_and_in_flight_tasks_are_awaited() {
         || async { Ok(true) },
         || async { Ok(false) },
     );
-    let run = start_run(&mut pool, &handle, &mut fns, sim, (), ());
-    let res = sim.block_on(run).unwrap();
+    let res = case.run(&mut fns);
     assert_eq!(res, Err(PoolError::Task(Boom("first"))));
     assert!(completed.get(), "the in-flight task ran to the end");
     assert_eq!(started.get(), 3, "nothing started after the first error");
     assert_eq!(sim.elapsed(), secs(1));
-    let r = pool.report();
+    let r = case.pool().report();
     assert_eq!((r.failed, r.succeeded, r.cancelled), (2, 1, 0));
 }
 
 #[test]
 fn abort_after_first_error_cancels_but_keeps_the_error() {
     // Python races here (InvalidStateError); we keep "first error wins" while abort still cancels at once.
-    let sim = &Sim::new();
-    let mut pool = Pool::new(config(2, 2, 2)).unwrap();
-    let handle = Handle::new(&pool);
+    let case = Case::new(config(2, 2, 2));
+    let (sim, handle) = (&case.sim, &case.handle);
     let started = &Cell::new(0u32);
     let mut fns = task_fns(
         move || {
@@ -2175,15 +1902,14 @@ fn abort_after_first_error_cancels_but_keeps_the_error() {
         || async { Ok(true) },
         || async { Ok(false) },
     );
-    let run = start_run(&mut pool, &handle, &mut fns, sim, (), ());
     let ctl = async {
         sim.sleep(ms(100)).await;
         handle.abort().await.unwrap();
     };
-    let (res, ()) = sim.block_on(zip(run, ctl)).unwrap();
+    let (res, ()) = case.run_with(&mut fns, ctl);
     assert_eq!(res, Err(PoolError::Task(Boom("first"))));
     assert_eq!(sim.elapsed(), ms(100));
-    let r = pool.report();
+    let r = case.pool().report();
     assert_eq!((r.failed, r.cancelled), (1, 1));
 }
 
@@ -2191,32 +1917,20 @@ fn abort_after_first_error_cancels_but_keeps_the_error() {
 fn rate_limited_pool_with_nothing_running_can_finish() {
     // Python sleeps through the spacing before asking again; we ask `is_finished` while rate-limited with
     // nothing running, so the run ends at once instead of a minute later.
-    let sim = &Sim::new();
     let mut cfg = config(1, 1, 1);
     cfg.concurrency.max_tasks_per_minute = Some(1);
-    let mut pool = Pool::new(cfg).unwrap();
-    let handle = Handle::new(&pool);
+    let case = Case::new(cfg);
+    let sim = &case.sim;
     let (done, readies) = (&Cell::new(0u32), &Cell::new(0u32));
     let mut fns = task_fns(
-        move || {
-            let s = sim.sleep(ms(100));
-            async move {
-                s.await;
-                bump(done);
-                Ok::<(), Boom>(())
-            }
-        },
+        sleeping(sim, ms(100), || {}, move || bump(done)),
         move || {
             bump(readies);
             async { Ok(true) }
         },
-        move || {
-            let finished = done.get() >= 1;
-            async move { Ok(finished) }
-        },
+        answers(move || done.get() >= 1),
     );
-    let run = start_run(&mut pool, &handle, &mut fns, sim, (), ());
-    let report = sim.block_on(run).unwrap().unwrap();
+    let report = case.run(&mut fns).unwrap();
     assert_eq!((report.started, report.succeeded), (1, 1));
     assert_eq!(readies.get(), 1);
     assert_eq!(sim.elapsed(), ms(100));
@@ -2225,12 +1939,11 @@ fn rate_limited_pool_with_nothing_running_can_finish() {
 #[test]
 fn task_timeout_report_policy_cancels_and_continues() {
     // Python reports a timed-out task and goes on (`TimeoutPolicy::Report`, the default); JS fails the pool.
-    let sim = &Sim::new();
     let mut cfg = config(2, 2, 2);
     cfg.task_timeout = Some(ms(250));
     assert_eq!(cfg.timeout_policy, TimeoutPolicy::Report);
-    let mut pool = Pool::new(cfg).unwrap();
-    let handle = Handle::new(&pool);
+    let case = Case::new(cfg);
+    let sim = &case.sim;
     let (started, dropped) = (&Cell::new(0u32), &Cell::new(0u32));
     let mut fns = task_fns(
         move || {
@@ -2244,14 +1957,10 @@ fn task_timeout_report_policy_cancels_and_continues() {
                 Ok::<(), Boom>(())
             }
         },
-        move || {
-            let ready = started.get() < 4;
-            async move { Ok(ready) }
-        },
+        answers(move || started.get() < 4),
         || async { Ok(true) },
     );
-    let run = start_run(&mut pool, &handle, &mut fns, sim, (), ());
-    let report = sim.block_on(run).unwrap().unwrap();
+    let report = case.run(&mut fns).unwrap();
     // t=0: #1 (times out at 250), #2 (ends 100). t=100: #3 (times out at 350). t=250: #4 (ends 350).
     assert_eq!(
         (report.timed_out, report.succeeded, report.failed),
@@ -2263,9 +1972,8 @@ fn task_timeout_report_policy_cancels_and_continues() {
 
 #[test]
 fn scaling_down_never_cancels_running_tasks() {
-    let sim = &Sim::new();
-    let mut pool = Pool::new(config(1, 4, 4)).unwrap();
-    let handle = Handle::new(&pool);
+    let case = Case::new(config(1, 4, 4));
+    let (sim, handle) = (&case.sim, &case.handle);
     let (items, starts, gauge) = (&queue(8), &RefCell::new(Vec::new()), &Gauge::default());
     let mut fns = item_tasks(
         sim,
@@ -2277,7 +1985,6 @@ fn scaling_down_never_cancels_running_tasks() {
         },
         |_| gauge.exit(),
     );
-    let run = start_run(&mut pool, &handle, &mut fns, sim, (), ());
     let ctl = async {
         sim.sleep(ms(100)).await;
         handle.set_desired_concurrency(1).unwrap();
@@ -2285,7 +1992,7 @@ fn scaling_down_never_cancels_running_tasks() {
         assert_eq!(handle.desired_concurrency(), 1);
         assert_eq!(handle.current_concurrency(), 4, "nothing was cancelled");
     };
-    let (res, ()) = sim.block_on(zip(run, ctl)).unwrap();
+    let (res, ()) = case.run_with(&mut fns, ctl);
     let report = res.unwrap();
     assert_eq!((report.succeeded, report.cancelled), (8, 0));
     let s: Vec<u64> = starts
@@ -2322,9 +2029,8 @@ fn spawned_tasks_run_on_the_executor_and_abort_cancels_them() {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicU32, Ordering};
 
-    let sim = Sim::new();
-    let mut pool = Pool::new(config(10, 10, 10)).unwrap();
-    let handle = Handle::new(&pool);
+    let case = Case::new(config(10, 10, 10));
+    let (sim, handle) = (&case.sim, &case.handle);
     let started = Cell::new(0u32);
     let done = Arc::new(AtomicU32::new(0));
     let task_done = done.clone();
@@ -2339,17 +2045,12 @@ fn spawned_tasks_run_on_the_executor_and_abort_cancels_them() {
                 Ok::<(), Boom>(())
             }
         },
-        || {
-            let ready = started.get() < 20;
-            async move { Ok(ready) }
-        },
-        || {
-            let finished = done.load(Ordering::SeqCst) == 20;
-            async move { Ok(finished) }
-        },
+        answers(|| started.get() < 20),
+        answers(|| done.load(Ordering::SeqCst) == 20),
     );
-    let run = start_spawned(&mut pool, &handle, &mut fns, &sim);
-    let report = sim.block_on(run).unwrap().unwrap();
+    let report = case.launch(&mut fns, Spawned(sim), |run| {
+        sim.block_on(run).unwrap().unwrap()
+    });
     assert_eq!(report.succeeded, 20);
     assert_eq!(report.peak_concurrency, 10);
     assert_eq!(sim.elapsed(), ms(200));
@@ -2366,14 +2067,14 @@ fn spawned_tasks_run_on_the_executor_and_abort_cancels_them() {
         || async { Ok(true) },
         || async { Ok(false) },
     );
-    let run = start_spawned(&mut pool, &handle, &mut fns, &sim);
     let start = sim.now();
-    let (out, aborted) = sim
-        .block_on(zip(run, async {
+    let (out, aborted) = case.launch(&mut fns, Spawned(sim), |run| {
+        sim.block_on(zip(run, async {
             sim.sleep(ms(50)).await;
             handle.abort().await
         }))
-        .unwrap();
+        .unwrap()
+    });
     assert_eq!(aborted, Ok(()));
     let report = out.unwrap();
     assert!(report.aborted);

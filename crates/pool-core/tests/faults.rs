@@ -19,14 +19,12 @@ use std::time::Duration;
 
 mod common;
 
-use common::{
-    Boom, Counters, DropCount, bump, config, ms, queue_tasks, secs, start_run, start_spawned,
-};
+use common::{Boom, Case, Counters, DropCount, answers, bump, config, ms, queue_tasks, secs};
 use futures_lite::future::{poll_fn, zip};
-use pool_core::testing::{ScriptedSensors, Sim, Trace};
+use pool_core::testing::{ScriptedSensors, Trace};
 use pool_core::{
-    CpuReading, Event, Handle, Instant, MemoryReading, Pool, PoolError, ReadingError, RunError,
-    ScalingPolicy, Sensors, TaskPanic, task_fns,
+    CpuReading, Event, Instant, MemoryReading, Pool, PoolError, ReadingError, RunError,
+    ScalingPolicy, Sensors, Spawned, TaskPanic, task_fns,
 };
 
 const YEAR: Duration = Duration::from_secs(365 * 86_400);
@@ -58,10 +56,7 @@ macro_rules! hanging_tasks {
                     Ok::<(), Boom>(())
                 }
             },
-            move || {
-                let ready = $started.get() < $n;
-                async move { Ok(ready) }
-            },
+            answers(move || $started.get() < $n),
             || async { Ok(false) },
         )
     };
@@ -71,17 +66,15 @@ macro_rules! hanging_tasks {
 
 #[test]
 fn abort_twice_concurrently_both_return_ok_and_the_run_ends_once() {
-    let sim = &Sim::new();
-    let mut pool = Pool::new(config(3, 3, 3)).unwrap();
-    let handle = Handle::new(&pool);
+    let case = Case::new(config(3, 3, 3));
+    let (sim, handle) = (&case.sim, &case.handle);
     let (started, dropped) = (&Cell::new(0u32), &Cell::new(0u32));
     let mut fns = hanging_tasks!(sim, started, dropped, 3);
-    let run = start_run(&mut pool, &handle, &mut fns, sim, (), ());
     let ctl = async {
         sim.sleep(ms(50)).await;
         zip(handle.abort(), handle.abort()).await
     };
-    let (res, (first, second)) = sim.block_on(zip(run, ctl)).unwrap();
+    let (res, (first, second)) = case.run_with(&mut fns, ctl);
     assert_eq!((first, second), (Ok(()), Ok(())));
     let report = res.unwrap();
     assert!(report.aborted);
@@ -100,26 +93,23 @@ fn abort_twice_concurrently_both_return_ok_and_the_run_ends_once() {
         || async { Ok(false) },
         || async { Ok(true) },
     );
-    let run = start_run(&mut pool, &handle, &mut fns, sim, (), ());
-    let report = sim.block_on(run).unwrap().unwrap();
+    let report = case.run(&mut fns).unwrap();
     assert!(!report.aborted);
 }
 
 #[test]
 fn abort_twice_in_sequence_second_after_the_end_is_not_running() {
-    let sim = &Sim::new();
-    let mut pool = Pool::new(config(2, 2, 2)).unwrap();
-    let handle = Handle::new(&pool);
+    let case = Case::new(config(2, 2, 2));
+    let (sim, handle) = (&case.sim, &case.handle);
     let (started, dropped) = (&Cell::new(0u32), &Cell::new(0u32));
     let mut fns = hanging_tasks!(sim, started, dropped, 2);
-    let run = start_run(&mut pool, &handle, &mut fns, sim, (), ());
     let ctl = async {
         sim.sleep(ms(10)).await;
         let first = handle.abort().await;
         let second = handle.abort().await;
         (first, second)
     };
-    let (res, (first, second)) = sim.block_on(zip(run, ctl)).unwrap();
+    let (res, (first, second)) = case.run_with(&mut fns, ctl);
     assert_eq!(first, Ok(()));
     assert_eq!(second, Err(RunError::NotRunning));
     assert!(res.unwrap().aborted);
@@ -127,12 +117,10 @@ fn abort_twice_in_sequence_second_after_the_end_is_not_running() {
 
 #[test]
 fn abort_while_paused_cancels_the_running_tasks_and_ends_the_run() {
-    let sim = &Sim::new();
-    let mut pool = Pool::new(config(2, 2, 2)).unwrap();
-    let handle = Handle::new(&pool);
+    let case = Case::new(config(2, 2, 2));
+    let (sim, handle) = (&case.sim, &case.handle);
     let (started, dropped) = (&Cell::new(0u32), &Cell::new(0u32));
     let mut fns = hanging_tasks!(sim, started, dropped, 10);
-    let run = start_run(&mut pool, &handle, &mut fns, sim, (), ());
     let ctl = async {
         sim.sleep(ms(10)).await;
         handle.pause();
@@ -141,7 +129,7 @@ fn abort_while_paused_cancels_the_running_tasks_and_ends_the_run() {
         assert_eq!(handle.current_concurrency(), 2);
         handle.abort().await
     };
-    let (res, aborted) = sim.block_on(zip(run, ctl)).unwrap();
+    let (res, aborted) = case.run_with(&mut fns, ctl);
     assert_eq!(aborted, Ok(()));
     let report = res.unwrap();
     assert!(report.aborted);
@@ -154,12 +142,10 @@ fn abort_while_paused_cancels_the_running_tasks_and_ends_the_run() {
 
 #[test]
 fn abort_during_pause_and_drain_resolves_the_drain() {
-    let sim = &Sim::new();
-    let mut pool = Pool::new(config(3, 3, 3)).unwrap();
-    let handle = Handle::new(&pool);
+    let case = Case::new(config(3, 3, 3));
+    let (sim, handle) = (&case.sim, &case.handle);
     let (started, dropped) = (&Cell::new(0u32), &Cell::new(0u32));
     let mut fns = hanging_tasks!(sim, started, dropped, 10);
-    let run = start_run(&mut pool, &handle, &mut fns, sim, (), ());
     let drained_at = &Cell::new(None);
     let ctl = async {
         sim.sleep(ms(10)).await;
@@ -175,7 +161,7 @@ fn abort_during_pause_and_drain_resolves_the_drain() {
         };
         zip(drain, abort).await.1
     };
-    let (res, aborted) = sim.block_on(zip(run, ctl)).unwrap();
+    let (res, aborted) = case.run_with(&mut fns, ctl);
     assert_eq!(aborted, Ok(()));
     assert_eq!(drained_at.get(), Some(Instant::from_millis(50)));
     let report = res.unwrap();
@@ -188,9 +174,8 @@ fn abort_during_pause_and_drain_resolves_the_drain() {
 
 #[test]
 fn dropping_a_spawned_run_mid_run_cancels_every_task_and_frees_the_pool() {
-    let sim = Sim::new();
-    let mut pool = Pool::new(config(4, 4, 4)).unwrap();
-    let handle = Handle::new(&pool);
+    let case = Case::new(config(4, 4, 4));
+    let (sim, handle) = (&case.sim, &case.handle);
     let started = Cell::new(0u32);
     let (done, dropped) = (Arc::new(AtomicU32::new(0)), Arc::new(AtomicU32::new(0)));
     struct Guard(Arc<AtomicU32>);
@@ -211,18 +196,13 @@ fn dropping_a_spawned_run_mid_run_cancels_every_task_and_frees_the_pool() {
                 Ok::<(), Boom>(())
             }
         },
-        || {
-            let ready = started.get() < 8;
-            async move { Ok(ready) }
-        },
-        || {
-            let finished = done.load(Ordering::SeqCst) >= 4;
-            async move { Ok(finished) }
-        },
+        answers(|| started.get() < 8),
+        answers(|| done.load(Ordering::SeqCst) >= 4),
     );
-    let run = start_spawned(&mut pool, &handle, &mut fns, &sim);
     // The caller gives up after 200 ms: the run is dropped with four tasks on the executor.
-    assert!(sim.run_for(ms(200), run).unwrap().is_none());
+    case.launch(&mut fns, Spawned(sim), |run| {
+        assert!(sim.run_for(ms(200), run).unwrap().is_none());
+    });
     // Let the executor settle: a cancelled task must not come back.
     sim.run_for(secs(5), std::future::pending::<()>()).unwrap();
     assert_eq!(started.get(), 4);
@@ -230,16 +210,17 @@ fn dropping_a_spawned_run_mid_run_cancels_every_task_and_frees_the_pool() {
     assert_eq!(done.load(Ordering::SeqCst), 0, "no cancelled task ran on");
     assert!(!handle.is_running());
     assert_eq!(handle.current_concurrency(), 0);
-    assert!(!pool.is_running());
-    assert_eq!(pool.current_concurrency(), 0);
+    assert!(!case.pool().is_running());
+    assert_eq!(case.pool().current_concurrency(), 0);
     assert_eq!(
         sim.block_on(handle.abort()).unwrap(),
         Err(RunError::NotRunning)
     );
 
-    let run = start_spawned(&mut pool, &handle, &mut fns, &sim);
     let start = sim.now();
-    let report = sim.block_on(run).unwrap().unwrap();
+    let report = case.launch(&mut fns, Spawned(sim), |run| {
+        sim.block_on(run).unwrap().unwrap()
+    });
     assert_eq!((report.started, report.succeeded), (4, 4));
     assert_eq!(sim.now() - start, secs(1));
     assert_eq!(dropped.load(Ordering::SeqCst), 8);
@@ -252,9 +233,8 @@ fn dropping_a_spawned_run_mid_run_cancels_every_task_and_frees_the_pool() {
 #[test]
 fn task_panics_before_and_after_its_first_await_free_its_slot() {
     for after_await in [false, true] {
-        let sim = &Sim::new();
-        let mut pool = Pool::new(config(3, 3, 3)).unwrap();
-        let handle = Handle::new(&pool);
+        let case = Case::new(config(3, 3, 3));
+        let (sim, handle) = (&case.sim, &case.handle);
         let (started, dropped, done) = (&Cell::new(0u32), &Cell::new(0u32), &Cell::new(0u32));
         let mut fns = task_fns(
             move || {
@@ -274,14 +254,10 @@ fn task_panics_before_and_after_its_first_await_free_its_slot() {
                     Ok::<(), Boom>(())
                 }
             },
-            move || {
-                let ready = started.get() < 3;
-                async move { Ok(ready) }
-            },
+            answers(move || started.get() < 3),
             || async { Ok(true) },
         );
-        let run = start_run(&mut pool, &handle, &mut fns, sim, (), ());
-        let err = sim.block_on(run).unwrap().unwrap_err();
+        let err = case.run(&mut fns).unwrap_err();
         let message = if after_await {
             "after its first await"
         } else {
@@ -300,12 +276,12 @@ fn task_panics_before_and_after_its_first_await_free_its_slot() {
         assert_eq!(done.get(), n - 1, "the tasks in flight are awaited");
         assert_eq!(dropped.get(), n, "the panicked future is dropped too");
         assert_eq!(sim.elapsed(), ms(end));
-        let report = pool.report();
+        let report = case.pool().report();
         assert_eq!(
             (report.started, report.succeeded, report.failed),
             (u64::from(n), u64::from(n) - 1, 1)
         );
-        assert_eq!(pool.current_concurrency(), 0);
+        assert_eq!(case.pool().current_concurrency(), 0);
         assert!(!handle.is_running());
     }
 }
@@ -325,10 +301,6 @@ fn rejections(trace: &Trace) -> Vec<ReadingError> {
 
 #[test]
 fn sensor_reports_nan_infinite_and_negative_cpu_and_zero_memory_total() {
-    let sim = &Sim::new();
-    // The default memory budget is a ratio of the reported total, so a total of 0 cannot be judged.
-    let mut pool = Pool::new(config(2, 2, 2)).unwrap();
-    let handle = Handle::new(&pool);
     let bad = Rc::new(Cell::new(0u32));
     let (bad_cpu, bad_mem) = (bad.clone(), bad.clone());
     let cpu_script = [f64::NAN, f64::INFINITY, -0.5, f64::NEG_INFINITY, 0.3];
@@ -346,19 +318,20 @@ fn sensor_reports_nan_infinite_and_negative_cpu_and_zero_memory_total() {
             bump(&bad_mem);
             Some((1 << 30, 0, None))
         });
-    let trace = Trace::new();
+    // The default memory budget is a ratio of the reported total, so a total of 0 cannot be judged.
+    let case = Case::new(config(2, 2, 2)).sensors(sensors).traced();
+    let (sim, trace) = (&case.sim, case.trace());
     let c = &Counters::default();
     // 40 tasks of 100 ms two at a time: 2 s, so the sensors are sampled a few times.
     let mut fns = queue_tasks(sim, c, 40, ms(100));
-    let run = start_run(&mut pool, &handle, &mut fns, sim, sensors, trace.clone());
-    let report = sim.block_on(run).unwrap().unwrap();
+    let report = case.run(&mut fns).unwrap();
     assert_eq!((report.started, report.succeeded), (40, 40));
     assert_eq!(
         sim.elapsed(),
         secs(2),
         "the pool ran at full speed throughout"
     );
-    let rejected = rejections(&trace);
+    let rejected = rejections(trace);
     assert!(bad.get() >= 4, "the script was sampled: {}", bad.get());
     assert_eq!(
         rejected.len() as u32,
@@ -406,23 +379,22 @@ impl Sensors for OddTimes {
 
 #[test]
 fn sensor_reports_readings_far_in_the_past_and_future() {
-    let sim = &Sim::new();
-    let mut pool = Pool::new(config(1, 2, 4)).unwrap();
-    let handle = Handle::new(&pool);
     let samples = Rc::new(Cell::new(0u32));
-    let trace = Trace::new();
-    let c = &Counters::default();
-    let mut fns = queue_tasks(sim, c, 60, ms(100));
     let sensors = OddTimes {
         samples: samples.clone(),
     };
+    let case = Case::new(config(1, 2, 4)).sensors(sensors).traced();
+    let (sim, trace) = (&case.sim, case.trace());
+    let c = &Counters::default();
+    let mut fns = queue_tasks(sim, c, 60, ms(100));
     let polls = &Cell::new(0u32);
-    let run = start_run(&mut pool, &handle, &mut fns, sim, sensors, trace.clone());
-    let report = sim.block_on(counted(polls, 100, run)).unwrap().unwrap();
+    let report = case.with_run(&mut fns, |run| {
+        sim.block_on(counted(polls, 100, run)).unwrap().unwrap()
+    });
     assert_eq!((report.started, report.succeeded), (60, 60));
     assert!(samples.get() >= 3, "sampled {} times", samples.get());
     assert!(
-        rejections(&trace).is_empty(),
+        rejections(trace).is_empty(),
         "odd timestamps are accepted, not errors"
     );
     // However the readings are judged, the pool keeps at least min running: at worst one task at a time.
@@ -450,24 +422,21 @@ impl Future for Yields {
 
 #[test]
 fn clock_stands_still_for_many_polls() {
-    let sim = &Sim::new();
-    let mut pool = Pool::new(config(4, 4, 4)).unwrap();
-    let handle = Handle::new(&pool);
+    let case = Case::new(config(4, 4, 4));
+    let sim = &case.sim;
     let started = &Cell::new(0u32);
     let mut fns = task_fns(
         move || {
             bump(started);
             Yields(5_000)
         },
-        move || {
-            let ready = started.get() < 8;
-            async move { Ok(ready) }
-        },
+        answers(move || started.get() < 8),
         || async { Ok(true) },
     );
     let polls = &Cell::new(0u32);
-    let run = start_run(&mut pool, &handle, &mut fns, sim, (), ());
-    let report = sim.block_on(counted(polls, 10_100, run)).unwrap().unwrap();
+    let report = case.with_run(&mut fns, |run| {
+        sim.block_on(counted(polls, 10_100, run)).unwrap().unwrap()
+    });
     assert_eq!((report.started, report.succeeded), (8, 8));
     assert_eq!(sim.elapsed(), Duration::ZERO, "time never moved");
     // Two waves of four tasks that each wake themselves 5,000 times. A task that wakes itself is polled once
@@ -478,21 +447,23 @@ fn clock_stands_still_for_many_polls() {
 
 #[test]
 fn clock_jumps_a_year_mid_run() {
-    let sim = &Sim::new().with_limit(YEAR * 2);
-    let mut pool = Pool::new(config(2, 2, 2)).unwrap();
-    let handle = Handle::new(&pool);
+    let sensors = ScriptedSensors::new().cpu(|_| Some(0.1));
+    let case = Case::new(config(2, 2, 2))
+        .limit(YEAR * 2)
+        .sensors(sensors)
+        .traced();
+    let (sim, trace) = (&case.sim, case.trace());
     let c = &Counters::default();
     let mut fns = queue_tasks(sim, c, 10, ms(100));
-    let trace = Trace::new();
     let polls = &Cell::new(0u32);
-    let sensors = ScriptedSensors::new().cpu(|_| Some(0.1));
-    let run = start_run(&mut pool, &handle, &mut fns, sim, sensors, trace.clone());
     let jump = async {
         sim.sleep(ms(150)).await;
         // The machine is suspended for a year (a laptop lid, a stopped container): time jumps at once.
         sim.clock().advance(YEAR);
     };
-    let (res, ()) = sim.block_on(zip(counted(polls, 100, run), jump)).unwrap();
+    let (res, ()) = case.with_run(&mut fns, |run| {
+        sim.block_on(zip(counted(polls, 100, run), jump)).unwrap()
+    });
     let report = res.unwrap();
     assert_eq!((report.started, report.succeeded), (10, 10));
     assert!(sim.elapsed() >= YEAR && sim.elapsed() < YEAR + secs(2));
@@ -510,13 +481,11 @@ fn clock_jumps_a_year_mid_run() {
 /// A ceiling of `usize::MAX` is a valid setting: the run must not try to reserve a slot for each.
 #[test]
 fn settings_with_a_ceiling_of_usize_max_run() {
-    let sim = &Sim::new();
-    let mut pool = Pool::new(config(1, 3, usize::MAX)).unwrap();
-    let handle = Handle::new(&pool);
+    let case = Case::new(config(1, 3, usize::MAX));
+    let sim = &case.sim;
     let c = &Counters::default();
     let mut fns = queue_tasks(sim, c, 9, ms(100));
-    let run = start_run(&mut pool, &handle, &mut fns, sim, (), ());
-    let report = sim.block_on(run).unwrap().unwrap();
+    let report = case.run(&mut fns).unwrap();
     assert_eq!((report.started, report.succeeded), (9, 9));
     assert_eq!(sim.elapsed(), ms(300));
 }

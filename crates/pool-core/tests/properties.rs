@@ -13,8 +13,10 @@
 //! - `settings_*`: raw settings give `Ok` or a typed error, never a panic.
 //!
 //! Case counts are tuned so the whole file runs in a few seconds in a debug build while giving well over
-//! 10,000 cases. Shrunk failures are kept below as named regression tests (`regression_*`); proptest's own
-//! failure files are off so the suite runs under miri and leaves no files behind.
+//! 10,000 cases. Shrunk failures are kept at the end of the file as plain `regression_*` tests on the exact
+//! shrunk input, each naming its bug and the commit that fixed it. proptest's own failure files are off
+//! (`failure_persistence: None`, so there is no `proptest-regressions` directory): the suite runs under miri,
+//! which forbids the file system, and leaves no files behind.
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -1285,4 +1287,84 @@ proptest! {
             prop_assert!(run.is_ok(), "the machine panicked under {:?} with {:?}", config, steps);
         }
     }
+}
+
+// =====================================================================================================
+// Regressions: the properties' shrunk failures, and one input they cannot generate, as plain tests
+// =====================================================================================================
+
+/// The machine property's shrunk failure for reliability.md bug 1 (found by `machine_follows_the_model`,
+/// recorded in 0c5da9a, fixed in 5673ec7 "Fix the driver spin after a rate-limit refusal"): at one task per
+/// minute, a start, its end, a poll refused until t + 60 s and a poll admitted past it left `poll_timeout` on
+/// the stale, past refusal deadline, so a driver sleeping until it would wake itself at once, over and over.
+#[test]
+fn regression_an_admitted_poll_clears_the_stale_rate_limit_deadline() {
+    let setup = Setup {
+        min: 1,
+        desired: 1,
+        max: 1,
+        rate: Some(1),
+        fail_on_timeout: false,
+        task_timeout: false,
+        budget_fixed: false,
+    };
+    let ops = [
+        Op::Poll,
+        Op::Ready(true),
+        Op::Finish(Outcome::Succeeded),
+        Op::Poll,
+        Op::Advance(60_001),
+        Op::Poll,
+    ];
+    run_machine(setup, &ops).unwrap();
+}
+
+/// A driver scenario of `n` successful tasks of `dur_ms` each under min, desired and max, with nothing else
+/// going on: no rate cap, timeout, slow readiness, failing function or controller, and an idle CPU.
+fn quiet_scenario(min: usize, desired: usize, max: usize, n: usize, dur_ms: u64) -> Scenario {
+    Scenario {
+        min,
+        desired,
+        max,
+        rate: None,
+        timeout_ms: None,
+        ready_delay_ms: 0,
+        tasks: vec![
+            TaskSpec {
+                dur_ms,
+                kind: Kind::Ok,
+            };
+            n
+        ],
+        ready_fail_at: None,
+        finished_fails: false,
+        ctl: Vec::new(),
+        cpu: vec![0.1],
+    }
+}
+
+/// The driver property's shrunk failure for the same bug (found by `driver_runs_end_as_they_should`,
+/// recorded in 0c5da9a, fixed in 5673ec7): min 1, desired 1, max 2 at 600 tasks per minute, two zero-length
+/// tasks and an `is_task_ready` that takes 1 ms never ended in virtual time, the driver spinning on the
+/// stale deadline while readiness was pending.
+#[test]
+fn regression_slow_readiness_under_a_rate_cap_does_not_spin_the_driver() {
+    let scenario = Scenario {
+        rate: Some(600),
+        ready_delay_ms: 1,
+        ..quiet_scenario(1, 1, 2, 2, 0)
+    };
+    run_driver(&scenario).unwrap();
+}
+
+/// Not a shrunk failure: reliability.md bug 3 was found by reviewing what a configuration accepted by
+/// `settings_raw_values_are_ok_or_typed_errors` can hold, which that property does not run through the
+/// driver. This runs the driver property at the ceiling named in 9970e8d ("fix Run::new reserving slots for
+/// the whole ceiling (a valid max of 2^40 aborted on a 52 TB allocation)"): the allocation aborted the whole
+/// process, where `settings_with_a_ceiling_of_usize_max_run` in faults.rs pins the capacity overflow of
+/// `usize::MAX`.
+#[test]
+fn regression_a_ceiling_of_2_pow_40_runs_without_reserving_a_slot_for_each() {
+    let scenario = quiet_scenario(1, 3, 1 << 40, 8, 100);
+    run_driver(&scenario).unwrap();
 }
