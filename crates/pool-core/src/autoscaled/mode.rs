@@ -46,6 +46,7 @@ pin_project_lite::pin_project! {
 
 impl<F: Future, H: Future<Output = Result<F::Output, TaskPanic>> + Unpin> Future for Running<F, H> {
     type Output = Result<F::Output, TaskPanic>;
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project() {
             RunningProj::InPlace { task } => task.poll(cx),
@@ -60,6 +61,7 @@ where
     F::Output: Send + 'static,
 {
     type Running = Running<F, S::Handle<F::Output>>;
+    #[inline]
     fn launch(&self, task: F) -> Self::Running {
         match self {
             Launcher::InPlace => Running::InPlace {
@@ -70,6 +72,7 @@ where
             },
         }
     }
+    #[inline]
     fn cancel(&self, running: Pin<&mut Self::Running>) -> bool {
         match (self, running.project()) {
             (Launcher::Spawned(s), RunningProj::Spawned { handle }) => {

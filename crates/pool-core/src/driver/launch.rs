@@ -24,6 +24,7 @@ pin_project_lite::pin_project! {
 
 impl<F> CatchPanic<F> {
     /// Wraps `inner` so that its panics become [`TaskPanic`]s.
+    #[inline]
     pub(crate) fn new(inner: F) -> Self {
         CatchPanic { inner }
     }
@@ -31,6 +32,7 @@ impl<F> CatchPanic<F> {
 
 impl<F: Future> Future for CatchPanic<F> {
     type Output = Result<F::Output, TaskPanic>;
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let inner = self.project().inner;
         #[cfg(feature = "std")]
@@ -50,6 +52,7 @@ impl<F: Future> Future for CatchPanic<F> {
 }
 
 /// Calls `f`, turning a panic into a [`TaskPanic`] (under `std`; without it a panic aborts anyway).
+#[inline]
 pub(crate) fn call_caught<T>(f: impl FnOnce() -> T) -> Result<T, TaskPanic> {
     #[cfg(feature = "std")]
     {
@@ -65,9 +68,11 @@ pub(crate) fn call_caught<T>(f: impl FnOnce() -> T) -> Result<T, TaskPanic> {
 
 impl<F: Future> Launch<F> for InPlace {
     type Running = CatchPanic<F>;
+    #[inline]
     fn launch(&self, task: F) -> CatchPanic<F> {
         CatchPanic { inner: task }
     }
+    #[inline]
     fn cancel(&self, _running: Pin<&mut CatchPanic<F>>) -> bool {
         true
     }
@@ -83,9 +88,11 @@ where
     F::Output: Send + 'static,
 {
     type Running = S::Handle<F::Output>;
+    #[inline]
     fn launch(&self, task: F) -> Self::Running {
         self.0.spawn(task)
     }
+    #[inline]
     fn cancel(&self, running: Pin<&mut Self::Running>) -> bool {
         self.0.cancel(Pin::into_inner(running));
         false

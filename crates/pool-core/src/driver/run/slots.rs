@@ -1,59 +1,172 @@
-//! Task slots: starting a task in a reused slot, reaping the slots whose wakers fired, timeouts and
-//! cancellation. A slot is allocated once and reused with `Pin::set`, so a task start allocates nothing.
+//! [`Slots`]: where running tasks live. A slot is allocated once and reused with `Pin::set`, so starting a
+//! task allocates nothing; its waker marks it in the run's [`WakeSet`], so the driver polls only the slots
+//! that asked to be polled. Slots know nothing of the machine: they hand each task that ended back to the
+//! run, which reports it.
 
 use alloc::boxed::Box;
+use alloc::collections::VecDeque;
 use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::future::Future;
 use core::pin::Pin;
 use core::task::{Context, Poll, Waker};
 
-use super::Run;
-use crate::driver::PoolError;
-use crate::driver::launch::call_caught;
+use crate::driver::control::Shared;
 use crate::driver::wake::{SlotSignal, WakeSet};
-use crate::pool::TaskOutcome;
-use crate::scale::ScalingPolicy;
-use crate::seams::{EventSink, Launch, Runtime, Sensors, TaskFns};
 use crate::sync::{AtomicBool, Ordering};
 use crate::time::Instant;
 
-pub(super) struct Slot<T> {
-    pub(super) task: Pin<Box<Option<T>>>,
-    pub(super) signal: Arc<SlotSignal>,
-    pub(super) waker: Waker,
-    pub(super) generation: u64,
+/// The run's task slots, their wake marks, the free list and the timeout queue.
+pub(super) struct Slots<T> {
+    slots: Vec<Slot<T>>,
+    wake: Arc<WakeSet>,
+    /// Freed slots, oldest first: reusing them in that order reaps tasks that end together in start order.
+    free: VecDeque<usize>,
+    /// `(deadline, slot, generation)` in start order; the generation tells a reused slot's new task apart.
+    deadlines: VecDeque<(Instant, usize, u64)>,
+}
+
+struct Slot<T> {
+    task: Pin<Box<Option<T>>>,
+    signal: Arc<SlotSignal>,
+    waker: Waker,
+    generation: u64,
+    cancelling: bool,
+    timed_out: bool,
+}
+
+/// A task that left its slot: what it returned, and whether the driver had asked it to stop.
+pub(super) struct Ended<O> {
+    pub(super) output: O,
     pub(super) cancelling: bool,
     pub(super) timed_out: bool,
 }
 
-impl<P, F, Rt, L, S, O> Run<'_, P, F, Rt, L, S, O>
-where
-    P: ScalingPolicy,
-    F: TaskFns,
-    Rt: Runtime,
-    L: Launch<F::Task>,
-    S: Sensors,
-    O: EventSink,
-{
-    /// Cancels every running task and drops pending task-function calls.
-    pub(super) fn cancel_all(&mut self, now: Instant) {
-        self.cancelled_all = true;
-        self.ready_check.set(None);
-        self.finished_check.set(None);
-        for idx in 0..self.slots.len() {
-            let slot = &mut self.slots[idx];
+impl<T: Future> Slots<T> {
+    /// Slots and wake bits reserved for `capacity` tasks; more are added when needed.
+    pub(super) fn new(capacity: usize, shared: Arc<Shared>) -> Self {
+        Slots {
+            slots: Vec::with_capacity(capacity),
+            wake: Arc::new(WakeSet::new(capacity, shared)),
+            free: VecDeque::with_capacity(capacity),
+            deadlines: VecDeque::with_capacity(capacity),
+        }
+    }
+
+    /// How many slots exist, running or free.
+    pub(super) fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// The earliest task timeout still queued (it may belong to a task that already ended).
+    #[inline]
+    pub(super) fn next_deadline(&self) -> Option<Instant> {
+        self.deadlines.front().map(|d| d.0)
+    }
+
+    /// Puts `task` in a slot, to be cancelled at `deadline`, and polls it at once, so a task that completes on
+    /// its first poll needs no second trip through the driver's loop.
+    #[inline]
+    pub(super) fn start(&mut self, task: T, deadline: Option<Instant>) -> Option<Ended<T::Output>> {
+        let idx = match self.free.pop_front() {
+            Some(idx) => idx,
+            None => self.push(),
+        };
+        let slot = &mut self.slots[idx];
+        slot.task.set(Some(task));
+        slot.generation += 1;
+        slot.cancelling = false;
+        slot.timed_out = false;
+        if let Some(at) = deadline {
+            self.deadlines.push_back((at, idx, slot.generation));
+        }
+        poll(&mut self.slots, &mut self.free, idx)
+    }
+
+    fn push(&mut self) -> usize {
+        let signal = Arc::new(SlotSignal {
+            index: self.slots.len(),
+            woken: AtomicBool::new(false),
+            set: self.wake.clone(),
+        });
+        let waker = Waker::from(signal.clone());
+        self.slots.push(Slot {
+            task: Box::pin(None),
+            signal,
+            waker,
+            generation: 0,
+            cancelling: false,
+            timed_out: false,
+        });
+        self.slots.len() - 1
+    }
+
+    /// Polls the slots whose wakers fired, handing each task that ended to `on_end`. Returns how many ended.
+    #[inline]
+    pub(super) fn reap(&mut self, mut on_end: impl FnMut(Ended<T::Output>)) -> usize {
+        let Slots {
+            slots, wake, free, ..
+        } = self;
+        // A plain load first: most iterations find nothing woken, and a swap is a locked write.
+        let woken = &wake.shared.slot_woken;
+        if !woken.load(Ordering::Relaxed) || !woken.swap(false, Ordering::AcqRel) {
+            return 0;
+        }
+        let mut ended = 0;
+        for (w, word) in wake.words.iter().enumerate() {
+            if word.load(Ordering::Relaxed) == 0 {
+                continue;
+            }
+            let mut bits = word.swap(0, Ordering::AcqRel);
+            while bits != 0 {
+                let idx = w * WakeSet::BITS + bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                if let Some(e) = poll(slots, free, idx) {
+                    on_end(e);
+                    ended += 1;
+                }
+            }
+        }
+        // Slots past the wake set's words (added after a setter raised the ceiling) carry their own flag.
+        if wake.overflow.swap(false, Ordering::AcqRel) {
+            for idx in wake.capacity()..slots.len() {
+                if slots[idx].signal.woken.swap(false, Ordering::AcqRel)
+                    && let Some(e) = poll(slots, free, idx)
+                {
+                    on_end(e);
+                    ended += 1;
+                }
+            }
+        }
+        ended
+    }
+
+    /// Asks every running task to stop through `cancel`. Tasks `cancel` says may simply be dropped are dropped
+    /// and their slots freed; the others end through [`Slots::reap`]. Returns how many were dropped.
+    pub(super) fn cancel_all(&mut self, mut cancel: impl FnMut(Pin<&mut T>) -> bool) -> usize {
+        let mut dropped = 0;
+        for (idx, slot) in self.slots.iter_mut().enumerate() {
             let Some(task) = slot.task.as_mut().as_pin_mut() else {
                 continue;
             };
             slot.cancelling = true;
-            if self.launcher.cancel(task) {
+            if cancel(task) {
                 slot.task.set(None);
                 self.free.push_back(idx);
-                self.pool.handle_task_finished(now, TaskOutcome::Cancelled);
+                dropped += 1;
             }
         }
+        dropped
     }
 
-    pub(super) fn expire_timeouts(&mut self, now: Instant) {
+    /// Cancels, as [`Slots::cancel_all`] does, the tasks whose timeout passed by `now`. Returns how many were
+    /// dropped at once: each is a timed-out task the run reports now.
+    pub(super) fn expire(
+        &mut self,
+        now: Instant,
+        mut cancel: impl FnMut(Pin<&mut T>) -> bool,
+    ) -> usize {
+        let mut dropped = 0;
         while let Some(&(at, idx, generation)) = self.deadlines.front() {
             if at > now {
                 break;
@@ -68,132 +181,33 @@ where
             };
             slot.timed_out = true;
             slot.cancelling = true;
-            if self.launcher.cancel(task) {
+            if cancel(task) {
                 slot.task.set(None);
                 self.free.push_back(idx);
-                self.finish_task(now, TaskOutcome::TimedOut, None);
+                dropped += 1;
             }
         }
+        dropped
     }
+}
 
-    pub(super) fn finish_task(
-        &mut self,
-        now: Instant,
-        outcome: TaskOutcome,
-        error: Option<PoolError<F::Error>>,
-    ) {
-        let verdict = self.pool.handle_task_finished(now, outcome);
-        let error = match (outcome, error) {
-            (_, Some(e)) => Some(e),
-            (TaskOutcome::TimedOut, None) => self.pool.task_timeout().map(PoolError::TimedOut),
-            _ => None,
-        };
-        if let Some(e) = error {
-            self.record_error(verdict, e);
-        }
-    }
-
-    /// Polls the slots whose wakers fired. Returns how many tasks finished.
-    pub(super) fn reap(&mut self, now: Instant) -> usize {
-        // A plain load first: most iterations find nothing woken, and a swap is a locked write.
-        if !self.handle.shared.slot_woken.load(Ordering::Relaxed)
-            || !self.handle.shared.slot_woken.swap(false, Ordering::AcqRel)
-        {
-            return 0;
-        }
-        let mut finished = 0;
-        let wake = self.wake.clone();
-        for (w, word) in wake.words.iter().enumerate() {
-            if word.load(Ordering::Relaxed) == 0 {
-                continue;
-            }
-            let mut bits = word.swap(0, Ordering::AcqRel);
-            while bits != 0 {
-                let idx = w * WakeSet::BITS + bits.trailing_zeros() as usize;
-                bits &= bits - 1;
-                if idx < self.slots.len() && self.poll_slot(idx, now) {
-                    finished += 1;
-                }
-            }
-        }
-        if wake.overflow.swap(false, Ordering::AcqRel) {
-            for idx in wake.capacity()..self.slots.len() {
-                if self.slots[idx].signal.woken.swap(false, Ordering::AcqRel)
-                    && self.poll_slot(idx, now)
-                {
-                    finished += 1;
-                }
-            }
-        }
-        finished
-    }
-
-    /// Polls one slot's task; on completion frees the slot and reports the outcome. Returns whether it ended.
-    fn poll_slot(&mut self, idx: usize, now: Instant) -> bool {
-        {
-            let slot = &mut self.slots[idx];
-            let Some(task) = slot.task.as_mut().as_pin_mut() else {
-                return false;
-            };
-            let Poll::Ready(res) = task.poll(&mut Context::from_waker(&slot.waker)) else {
-                return false;
-            };
-            slot.task.set(None);
-            let (cancelling, timed_out) = (slot.cancelling, slot.timed_out);
-            self.free.push_back(idx);
-            let (outcome, error) = match res {
-                _ if timed_out => (TaskOutcome::TimedOut, None),
-                _ if cancelling => (TaskOutcome::Cancelled, None),
-                Ok(Ok(())) => (TaskOutcome::Succeeded, None),
-                Ok(Err(e)) => (TaskOutcome::Failed, Some(PoolError::Task(e))),
-                Err(p) => (TaskOutcome::Failed, Some(PoolError::Panicked(p))),
-            };
-            self.finish_task(now, outcome, error);
-        }
-        true
-    }
-
-    pub(super) fn launch(&mut self, now: Instant) {
-        let task = match call_caught(|| self.fns.run_task()) {
-            Ok(task) => self.launcher.launch(task),
-            Err(p) => {
-                // The task counted as started; a panic while creating it is that task failing.
-                self.finish_task(now, TaskOutcome::Failed, Some(PoolError::Panicked(p)));
-                return;
-            }
-        };
-        // Slots are reused oldest-freed first, so tasks that end together are reaped in start order.
-        let idx = match self.free.pop_front() {
-            Some(idx) => idx,
-            None => {
-                let signal = Arc::new(SlotSignal {
-                    index: self.slots.len(),
-                    woken: AtomicBool::new(false),
-                    set: self.wake.clone(),
-                });
-                let waker = Waker::from(signal.clone());
-                self.slots.push(Slot {
-                    task: Box::pin(None),
-                    signal,
-                    waker,
-                    generation: 0,
-                    cancelling: false,
-                    timed_out: false,
-                });
-                self.slots.len() - 1
-            }
-        };
-        let slot = &mut self.slots[idx];
-        slot.task.set(Some(task));
-        slot.generation += 1;
-        slot.cancelling = false;
-        slot.timed_out = false;
-        if let Some(timeout) = self.pool.task_timeout() {
-            self.deadlines
-                .push_back((now + timeout, idx, slot.generation));
-        }
-        // The first poll happens at once, so a task that completes on its first poll is reaped without a
-        // second trip through the driver's loop.
-        self.poll_slot(idx, now);
-    }
+/// Polls slot `idx`; when its task ends, frees the slot and says how the task ended.
+#[inline]
+fn poll<T: Future>(
+    slots: &mut [Slot<T>],
+    free: &mut VecDeque<usize>,
+    idx: usize,
+) -> Option<Ended<T::Output>> {
+    let slot = slots.get_mut(idx)?;
+    let task = slot.task.as_mut().as_pin_mut()?;
+    let Poll::Ready(output) = task.poll(&mut Context::from_waker(&slot.waker)) else {
+        return None;
+    };
+    slot.task.set(None);
+    free.push_back(idx);
+    Some(Ended {
+        output,
+        cancelling: slot.cancelling,
+        timed_out: slot.timed_out,
+    })
 }

@@ -3,9 +3,10 @@
 
 use core::task::{Context, Poll};
 
-use super::{Run, START_BATCH};
+use super::{Run, START_BATCH, outcome_of};
 use crate::driver::PoolError;
 use crate::driver::launch::{CatchPanic, call_caught};
+use crate::pool::TaskOutcome;
 use crate::scale::ScalingPolicy;
 use crate::seams::{EventSink, Launch, Runtime, Sensors, TaskFns};
 use crate::time::Instant;
@@ -33,6 +34,7 @@ where
     /// Runs the start path: up to [`START_BATCH`] starts in a row while readiness answers at once, so a
     /// stream of short tasks pays the loop's bookkeeping (ticks, reaping, events, counters) once per batch
     /// rather than once per task. Returns whether anything changed.
+    #[inline]
     pub(super) fn step_start(&mut self, cx: &mut Context<'_>, now: Instant) -> bool {
         let mut progress = false;
         for _ in 0..START_BATCH {
@@ -46,6 +48,7 @@ where
     }
 
     /// One step of the start path.
+    #[inline]
     fn start_once(&mut self, cx: &mut Context<'_>, now: Instant) -> Step {
         if let Some(check) = self.finished_check.as_mut().as_pin_mut() {
             let Poll::Ready(res) = check.poll(cx) else {
@@ -124,6 +127,24 @@ where
             }
         }
         true
+    }
+
+    /// Starts a task in a slot; a task that ends on its first poll is reported at once.
+    #[inline]
+    fn launch(&mut self, now: Instant) {
+        let task = match call_caught(|| self.fns.run_task()) {
+            Ok(task) => self.launcher.launch(task),
+            Err(p) => {
+                // The task counted as started; a panic while creating it is that task failing.
+                self.finish_task(now, TaskOutcome::Failed, Some(PoolError::Panicked(p)));
+                return;
+            }
+        };
+        let deadline = self.pool.task_timeout().map(|timeout| now + timeout);
+        if let Some(ended) = self.slots.start(task, deadline) {
+            let (outcome, error) = outcome_of(ended);
+            self.finish_task(now, outcome, error);
+        }
     }
 
     /// `is_task_ready` or `is_finished` failed or panicked: the run drains and returns the first error.
