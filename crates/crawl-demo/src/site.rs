@@ -1,6 +1,6 @@
-//! The crawl demo's moving parts, shared by the `crawl` binary and the test `tests/crawl.rs`: a synthetic site
-//! served over HTTP/1.1 on 127.0.0.1 (an ephemeral port), and a crawler that works through it with an
-//! autoscaled pool.
+//! The crawl demo's moving parts, shared by the `crawl` binary and the end-to-end test
+//! `crates/e2e/tests/crawl.rs`: a synthetic site served over HTTP/1.1 on 127.0.0.1 (an ephemeral port), and a
+//! crawler that works through it with an autoscaled pool.
 //!
 //! The site has `pages` pages. Page `p` links to its children `8p + 1 ..= 8p + 8` (so every page is reachable
 //! from page 0) and to four pseudo-random pages (so the crawler must skip pages it has seen). The server's
