@@ -8,7 +8,7 @@ use std::{
 };
 
 use crate::{
-    Result, all_ok, cargo, crate_dirs, nostd, package_name, reliability, run_command, tidy,
+    Result, all_ok, cargo, crate_dirs, e2e, nostd, package_name, reliability, run_command, tidy,
 };
 
 /// A named CI step over the workspace at the given root.
@@ -19,6 +19,7 @@ const STEPS: &[Step] = &[
     ("fmt", fmt),
     ("clippy", clippy),
     ("test", test),
+    ("e2e", e2e::run),
     ("loom", reliability::loom),
     ("miri", reliability::miri),
     ("sim", sim_fast),
@@ -101,7 +102,13 @@ fn clippy_cmd(root: &Path, package: &str, flags: &[&str]) -> Command {
 }
 
 fn test(root: &Path) -> Result<()> {
-    run_command(cargo(root).args(["test", "--workspace", "--all-features"]))
+    run_command(cargo(root).args([
+        "test",
+        "--workspace",
+        "--all-features",
+        "--exclude",
+        e2e::PACKAGE,
+    ]))
 }
 
 fn bench_smoke(root: &Path) -> Result<()> {

@@ -5,6 +5,7 @@
 
 mod bench;
 mod ci;
+mod e2e;
 mod nostd;
 mod reliability;
 mod sim;
@@ -69,7 +70,7 @@ fn print_help() {
 Usage: cargo xtask <task>
 
 Tasks:
-  ci      run every CI step (fmt, clippy, test, loom, miri, sim, bench-smoke, doc, package, nostd, tidy)
+  ci      run every CI step (fmt, clippy, test, e2e, loom, miri, sim, bench-smoke, doc, package, nostd, tidy)
   tidy    check the source tree against the repository rules
   sim     run the scaling-policy simulator: table, target/sim/summary.json, docs/img [--fast]
   bench   benchmark against the raw runtimes and Crawlee [--quick] [--write-docs]

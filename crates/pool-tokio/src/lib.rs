@@ -41,7 +41,7 @@
 //! - `metrics`: gauges and counters through the `metrics` facade (`pool_tokio::metrics`: an event sink, a
 //!   handle reader and a `run_task` wrapper), from `pool-core`.
 //!
-//! The crawl demo, `cargo run --release -p pool-tokio --example crawl`, crawls a local site that pushes back
+//! The crawl demo, `cargo run --release -p crawl-demo`, crawls a local site that pushes back
 //! and draws how the pool adapted.
 
 mod runtime;

@@ -3,6 +3,11 @@
 //! Each adapter's `tests/conformance.rs` calls [`crate::conformance_tests!`] with its runtime type and a way
 //! to block on a future; the macro expands to one `#[test]` per case below. Durations are short and real, so
 //! every timing assertion has generous tolerances; determinism is the virtual-time suites' job.
+//!
+//! The cases that bound how long a run may take on the wall clock ([`runs_concurrently`] and
+//! [`abort_cancels_running_tasks`]) are left out of [`crate::conformance_tests!`]: a busy machine can slow any
+//! run, so they belong with the end-to-end tests (`crates/e2e`, its own CI step), which expand
+//! [`crate::wall_clock_conformance_tests!`] for every adapter.
 
 use std::prelude::rust_2024::*;
 
@@ -80,7 +85,7 @@ macro_rules! fixed_pool {
 }
 
 /// 100 tasks of 10 ms at concurrency 10: all succeed, exactly 10 run at once, `is_finished` is never asked
-/// while a task runs, and the run takes about 100 ms.
+/// while a task runs, and the run takes about 100 ms (at least 95 ms, and under 10 s even on a busy machine).
 pub async fn runs_concurrently<Rt: Conformant>() {
     let c = Counters::default();
     let pool = fixed_pool!(Rt, c, 10, 100, Duration::from_millis(10), None)
@@ -100,7 +105,7 @@ pub async fn runs_concurrently<Rt: Conformant>() {
         report.duration
     );
     assert!(
-        report.duration < Duration::from_secs(3),
+        report.duration < Duration::from_secs(10),
         "too slow: {:?}",
         report.duration
     );
@@ -153,7 +158,8 @@ pub async fn a_panic_becomes_an_error<Rt: Conformant>() {
     assert_eq!(pool.current_concurrency(), 0);
 }
 
-/// Abort cancels running tasks quickly and the run returns `Ok` with `aborted`.
+/// Abort cancels running tasks quickly (under 10 s even on a busy machine) and the run returns `Ok` with
+/// `aborted`.
 pub async fn abort_cancels_running_tasks<Rt: Conformant>() {
     let c = Counters::default();
     let pool = Arc::new(
@@ -179,7 +185,7 @@ pub async fn abort_cancels_running_tasks<Rt: Conformant>() {
     assert!(report.aborted);
     assert_eq!(report.cancelled, 4);
     assert!(
-        started.now() - t0 < Duration::from_secs(3),
+        started.now() - t0 < Duration::from_secs(10),
         "abort took too long"
     );
     assert_eq!(pool.current_concurrency(), 0);
@@ -292,16 +298,14 @@ pub async fn timers_are_not_early_and_rearm<Rt: Conformant>() {
     assert!(rt.now() >= at);
 }
 
-/// Expands to one `#[test]` per adapter conformance case, for runtime `$rt`, blocking with `$block_on`
-/// (an expression taking a `Pin<Box<dyn Future<Output = ()>>>`).
+/// Expands to one `#[test]` per adapter conformance case that does not bound the wall clock, for runtime
+/// `$rt`, blocking with `$block_on` (an expression taking a `Pin<Box<dyn Future<Output = ()>>>`).
 #[macro_export]
 macro_rules! conformance_tests {
     ($rt:ty, $block_on:expr) => {
         $crate::conformance_tests!(@cases $rt, $block_on;
-            runs_concurrently,
             first_error_wins_and_in_flight_tasks_are_awaited,
             a_panic_becomes_an_error,
-            abort_cancels_running_tasks,
             task_timeouts_are_reported_or_fail_the_pool,
             max_tasks_per_minute_spaces_starts,
             pause_and_resume,
@@ -316,5 +320,17 @@ macro_rules! conformance_tests {
                 block_on(::std::boxed::Box::pin($crate::testing::conformance::$case::<$rt>()));
             }
         )*
+    };
+}
+
+/// Expands to one `#[test]` per adapter conformance case that bounds how long a run takes on the wall clock,
+/// with the same arguments as [`crate::conformance_tests!`]; the end-to-end tests in `crates/e2e` run these.
+#[macro_export]
+macro_rules! wall_clock_conformance_tests {
+    ($rt:ty, $block_on:expr) => {
+        $crate::conformance_tests!(@cases $rt, $block_on;
+            runs_concurrently,
+            abort_cancels_running_tasks
+        );
     };
 }

@@ -9,19 +9,19 @@ use crate::site::{PolicyChoice, SiteConfig};
 
 /// One reading, taken every 250 ms while the pool runs.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct Sample {
+pub struct Sample {
     /// Seconds since the crawl started.
-    pub(crate) t: f64,
+    pub t: f64,
     /// Tasks running.
-    pub(crate) current: usize,
+    pub current: usize,
     /// Desired concurrency.
-    pub(crate) desired: usize,
+    pub desired: usize,
     /// Pages fetched so far.
-    pub(crate) done: u64,
+    pub done: u64,
     /// 429 responses so far.
-    pub(crate) rate_limited: u64,
+    pub rate_limited: u64,
     /// Overloaded share of the current window: cpu, memory, event loop, client.
-    pub(crate) ratios: [f64; 4],
+    pub ratios: [f64; 4],
 }
 
 const BLUE_: RGBColor = RGBColor(31, 119, 180);
@@ -48,7 +48,7 @@ fn rate(samples: &[Sample], window: f64, f: impl Fn(&Sample) -> u64) -> Vec<(f64
 }
 
 /// The best pages per second over any 5 s stretch.
-pub(crate) fn best_throughput(samples: &[Sample]) -> f64 {
+pub fn best_throughput(samples: &[Sample]) -> f64 {
     rate(samples, 5.0, |s| s.done)
         .into_iter()
         .zip(samples)
@@ -62,7 +62,7 @@ fn legend(color: RGBColor) -> impl Fn((i32, i32)) -> PathElement<(i32, i32)> {
 }
 
 /// Writes the chart to `path`.
-pub(crate) fn draw(
+pub fn draw(
     path: &Path,
     samples: &[Sample],
     site: &SiteConfig,

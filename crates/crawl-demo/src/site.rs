@@ -1,6 +1,6 @@
-//! The crawl demo's moving parts, shared by `examples/crawl/main.rs` and `tests/crawl.rs`: a synthetic site
-//! served over HTTP/1.1 on 127.0.0.1 (an ephemeral port), and a crawler that works through it with an
-//! autoscaled pool.
+//! The crawl demo's moving parts, shared by the `crawl` binary and the end-to-end test
+//! `crates/e2e/tests/crawl.rs`: a synthetic site served over HTTP/1.1 on 127.0.0.1 (an ephemeral port), and a
+//! crawler that works through it with an autoscaled pool.
 //!
 //! The site has `pages` pages. Page `p` links to its children `8p + 1 ..= 8p + 8` (so every page is reachable
 //! from page 0) and to four pseudo-random pages (so the crawler must skip pages it has seen). The server's
@@ -44,26 +44,26 @@ const RANDOM_LINKS: u32 = 4;
 
 /// The synthetic site's shape and its load behaviour.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct SiteConfig {
+pub struct SiteConfig {
     /// Pages on the site (`/page/0` to `/page/{pages - 1}`).
-    pub(crate) pages: u32,
+    pub pages: u32,
     /// Requests in flight above which the server answers 429.
-    pub(crate) capacity: usize,
+    pub capacity: usize,
     /// Requests in flight past which latency grows with the square of the load.
-    pub(crate) knee: usize,
+    pub knee: usize,
     /// Latency at or below the knee.
-    pub(crate) base_latency: Duration,
+    pub base_latency: Duration,
 }
 
 impl SiteConfig {
     /// The latency of a request that arrives with `in_flight` requests (itself included) in flight.
-    pub(crate) fn latency(&self, in_flight: usize) -> Duration {
+    pub fn latency(&self, in_flight: usize) -> Duration {
         let load = in_flight as f64 / self.knee.max(1) as f64;
         self.base_latency.mul_f64(load.max(1.0).powi(2))
     }
 
     /// The links on page `p`.
-    pub(crate) fn links(&self, p: u32) -> impl Iterator<Item = u32> + '_ {
+    pub fn links(&self, p: u32) -> impl Iterator<Item = u32> + '_ {
         let children = (1..=FANOUT).map(move |i| u64::from(p) * u64::from(FANOUT) + u64::from(i));
         let random = (0..RANDOM_LINKS).map(move |i| splitmix(u64::from(p) << 8 | u64::from(i)));
         children
@@ -82,19 +82,19 @@ fn splitmix(x: u64) -> u64 {
 
 /// What the server has seen.
 #[derive(Debug, Default)]
-pub(crate) struct ServerStats {
+pub struct ServerStats {
     in_flight: AtomicUsize,
     /// Pages served with 200.
-    pub(crate) served: AtomicU64,
+    pub served: AtomicU64,
     /// Requests answered 429.
-    pub(crate) rejected: AtomicU64,
+    pub rejected: AtomicU64,
     /// The most requests in flight at once.
-    pub(crate) peak_in_flight: AtomicUsize,
+    pub peak_in_flight: AtomicUsize,
 }
 
 /// The running server. Dropping it stops accepting and closes every connection.
 #[derive(Debug)]
-pub(crate) struct Site {
+pub struct Site {
     addr: SocketAddr,
     stats: Arc<ServerStats>,
     accept: tokio::task::JoinHandle<()>,
@@ -102,7 +102,7 @@ pub(crate) struct Site {
 
 impl Site {
     /// Binds 127.0.0.1 on an ephemeral port and starts serving. Must be called inside a tokio runtime.
-    pub(crate) async fn start(config: SiteConfig) -> std::io::Result<Site> {
+    pub async fn start(config: SiteConfig) -> std::io::Result<Site> {
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
         let addr = listener.local_addr()?;
         let stats = Arc::new(ServerStats::default());
@@ -138,12 +138,12 @@ impl Site {
     }
 
     /// Where the site listens.
-    pub(crate) fn addr(&self) -> SocketAddr {
+    pub fn addr(&self) -> SocketAddr {
         self.addr
     }
 
     /// What the server has seen.
-    pub(crate) fn stats(&self) -> &ServerStats {
+    pub fn stats(&self) -> &ServerStats {
         &self.stats
     }
 }
@@ -204,7 +204,7 @@ fn response(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>>
 
 /// Which scaling policy drives the crawl.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum PolicyChoice {
+pub enum PolicyChoice {
     /// `pool_core::AdaptivePolicy`.
     Adaptive,
     /// `pool_core::CrawleePolicy`, Crawlee's controller.
@@ -233,19 +233,19 @@ impl fmt::Display for PolicyChoice {
 
 /// How the crawl's pool is set up.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct CrawlOptions {
+pub struct CrawlOptions {
     /// The scaling policy.
-    pub(crate) policy: PolicyChoice,
+    pub policy: PolicyChoice,
     /// The pool's concurrency bounds.
-    pub(crate) concurrency: ConcurrencySettings,
+    pub concurrency: ConcurrencySettings,
     /// The autoscale tick.
-    pub(crate) autoscale_interval: Duration,
+    pub autoscale_interval: Duration,
     /// Attempts per page (429s and transport errors) before the page counts as failed.
-    pub(crate) max_attempts: u32,
+    pub max_attempts: u32,
     /// Per-request timeout.
-    pub(crate) request_timeout: Duration,
+    pub request_timeout: Duration,
     /// What the CPU signal measures.
-    pub(crate) cpu: CpuMode,
+    pub cpu: CpuMode,
 }
 
 /// A page to fetch and how often it was tried.
@@ -257,7 +257,7 @@ struct Job {
 
 /// The crawl's state: the queue, the pages seen, and counters the demo shows.
 #[derive(Debug)]
-pub(crate) struct Crawler {
+pub struct Crawler {
     base: String,
     queue: Mutex<VecDeque<Job>>,
     seen: Mutex<Vec<bool>>,
@@ -267,18 +267,18 @@ pub(crate) struct Crawler {
     /// The pool's handle, to wake it when a page comes back from its backoff.
     handle: OnceLock<Handle>,
     /// Pages fetched with 200.
-    pub(crate) done: AtomicU64,
+    pub done: AtomicU64,
     /// 429 responses (each reported to the client signal, and the page re-queued).
-    pub(crate) rate_limited: AtomicU64,
+    pub rate_limited: AtomicU64,
     /// Transport errors and unexpected statuses (re-queued).
-    pub(crate) errors: AtomicU64,
+    pub errors: AtomicU64,
     /// Pages given up after `max_attempts`.
-    pub(crate) failed: AtomicU64,
+    pub failed: AtomicU64,
 }
 
 /// The crawl failed to run (the pool's own errors; pages that fail are counted, not raised).
 #[derive(Debug)]
-pub(crate) struct CrawlError(String);
+pub struct CrawlError(String);
 
 impl fmt::Display for CrawlError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -290,7 +290,7 @@ impl Error for CrawlError {}
 
 impl Crawler {
     /// A crawler of the site at `addr` with `pages` pages, starting from page 0.
-    pub(crate) fn new(addr: SocketAddr, pages: u32) -> Arc<Crawler> {
+    pub fn new(addr: SocketAddr, pages: u32) -> Arc<Crawler> {
         let mut seen = vec![false; pages as usize];
         let mut queue = VecDeque::new();
         if let Some(first) = seen.first_mut() {
@@ -315,7 +315,7 @@ impl Crawler {
     }
 
     /// Requests waiting in the queue.
-    pub(crate) fn queued(&self) -> usize {
+    pub fn queued(&self) -> usize {
         self.queue.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
 
@@ -425,7 +425,7 @@ impl Crawler {
 
 /// Crawls the site at `site` with a pool set up by `options`. `watch` gets the pool's handle before the
 /// run starts, for progress displays.
-pub(crate) async fn crawl(
+pub async fn crawl(
     crawler: Arc<Crawler>,
     options: CrawlOptions,
     watch: impl FnOnce(Handle),

@@ -1,4 +1,5 @@
-//! Plausibility on this machine's real `/proc` and `/sys`: whatever the host, the readings must make sense.
+//! Plausibility on this machine's real `/proc` and `/sys`: whatever the host, the readings must make sense and
+//! come without a warning.
 
 use std::time::{Duration, Instant as WallInstant};
 
@@ -34,7 +35,8 @@ fn this_machine_reports_a_cpu_ratio_within_zero_and_one_after_two_samples() {
         // Burn CPU instead of sleeping until the clock has moved and the kernel counters have ticked.
         let mut ratio = None;
         let mut x = 0u64;
-        while ratio.is_none() && start.elapsed() < Duration::from_secs(5) {
+        // The kernel counters tick every few milliseconds; 15 s leaves room for a busy two-core machine.
+        while ratio.is_none() && start.elapsed() < Duration::from_secs(15) {
             for i in 0..100_000u64 {
                 x = x.wrapping_mul(31).wrapping_add(i);
             }
@@ -43,7 +45,7 @@ fn this_machine_reports_a_cpu_ratio_within_zero_and_one_after_two_samples() {
                 ratio = s.read(now(), &mut w);
             }
         }
-        let r = ratio.expect("a reading within 5 s");
+        let r = ratio.expect("a reading within 15 s");
         assert!((0.0..=1.0).contains(&r), "{mode:?}: {r}");
         assert!(w.all().is_empty(), "{:#?}", w.all());
     }

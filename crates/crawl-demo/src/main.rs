@@ -2,10 +2,7 @@
 //! knee and which answers 429 above its capacity, shows live progress, then prints a summary and writes an
 //! SVG chart of concurrency, throughput and every load signal over time.
 //!
-//! Run with `cargo run --release -p pool-tokio --example crawl`; `-- --help` lists the flags.
-
-mod chart;
-mod site;
+//! Run with `cargo run --release -p crawl-demo`; `-- --help` lists the flags.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -13,33 +10,74 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use clap::{CommandFactory, Parser};
+use crawl_demo::chart::{self, Sample};
+use crawl_demo::site::{self, CrawlOptions, Crawler, PolicyChoice, Site, SiteConfig};
 use indicatif::{ProgressBar, ProgressStyle};
 use pool_tokio::{ConcurrencySettings, CpuMode, Handle, SystemInfo};
 
-use chart::Sample;
-use site::{CrawlOptions, Crawler, PolicyChoice, Site, SiteConfig};
+/// The command line, as clap parses it; [`Cli::resolve`] checks what spans flags and fills in the defaults
+/// that depend on other flags.
+#[derive(Debug, Parser)]
+#[command(
+    name = "crawl",
+    about = "Crawl a synthetic local site through an autoscaled pool, show progress, print a summary and write a chart.",
+    override_usage = "cargo run --release -p crawl-demo -- [OPTIONS]"
+)]
+struct Cli {
+    /// Pages on the site, 1 to 1000000.
+    #[arg(long, value_name = "N", default_value = "5000", value_parser = whole_number(1, 1_000_000))]
+    pages: u64,
+    /// Requests in flight above which the server answers 429.
+    #[arg(long, value_name = "N", default_value = "48", value_parser = whole_number(1, 100_000))]
+    capacity: u64,
+    /// Requests in flight past which latency grows, 1 to capacity [default: 32, or two thirds of a lower
+    /// capacity].
+    #[arg(long, value_name = "N", value_parser = whole_number(1, 100_000))]
+    knee: Option<u64>,
+    /// Latency at or below the knee, 1 to 10000 ms.
+    #[arg(long = "latency-ms", value_name = "N", default_value = "150", value_parser = whole_number(1, 10_000))]
+    latency_ms: u64,
+    /// Scaling policy: adaptive or crawlee.
+    #[arg(long, value_name = "NAME", default_value = "adaptive")]
+    policy: PolicyChoice,
+    /// The pool's max concurrency, 1 to 10000.
+    #[arg(long, value_name = "N", default_value = "200", value_parser = whole_number(1, 10_000))]
+    max: u64,
+    /// What the CPU signal measures: process (this process over one core, so other load on a shared machine
+    /// does not drive the demo), auto (the cgroup's or the host's CPU, as in production) or host.
+    #[arg(long, value_name = "MODE", default_value = "process", value_parser = cpu_mode)]
+    cpu: CpuMode,
+    /// Where to write crawl.svg [default: the workspace's target/demo].
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+}
 
-const USAGE: &str = "\
-Crawl a synthetic local site through an autoscaled pool, show progress, print a summary and write a chart.
+/// A parser of whole numbers from `lo` to `hi` whose error says the range, for flags that clap passes on.
+fn whole_number(
+    lo: u64,
+    hi: u64,
+) -> impl Fn(&str) -> Result<u64, String> + Clone + Send + Sync + 'static {
+    move |value| {
+        value
+            .parse::<u64>()
+            .ok()
+            .filter(|n| (lo..=hi).contains(n))
+            .ok_or_else(|| format!("expected a whole number from {lo} to {hi}"))
+    }
+}
 
-Usage: cargo run --release -p pool-tokio --example crawl -- [OPTIONS]
+/// Parses `--cpu`; `CpuMode` belongs to pool-sensors, which knows nothing of command lines.
+fn cpu_mode(value: &str) -> Result<CpuMode, String> {
+    match value {
+        "process" => Ok(CpuMode::Process),
+        "auto" => Ok(CpuMode::Auto),
+        "host" => Ok(CpuMode::Host),
+        _ => Err("expected `process`, `auto` or `host`".to_string()),
+    }
+}
 
-Options:
-  --pages N        pages on the site, 1 to 1000000                  [default: 5000]
-  --capacity N     requests in flight above which the server answers 429
-                                                                    [default: 48]
-  --knee N         requests in flight past which latency grows, 1 to capacity
-                                                                    [default: 32]
-  --latency-ms N   latency at or below the knee, 1 to 10000 ms      [default: 150]
-  --policy NAME    scaling policy: adaptive or crawlee              [default: adaptive]
-  --max N          the pool's max concurrency, 1 to 10000           [default: 200]
-  --cpu MODE       what the CPU signal measures: process (this process over one core, so other
-                   load on a shared machine does not drive the demo), auto (the cgroup's or the
-                   host's CPU, as in production) or host                [default: process]
-  --out DIR        where to write crawl.svg                         [default: target/demo]
-  -h, --help       print this help";
-
-/// The parsed command line.
+/// The checked command line.
 #[derive(Debug)]
 struct Args {
     site: SiteConfig,
@@ -54,110 +92,41 @@ fn default_out() -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/demo"))
 }
 
-fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, String> {
-    let mut site = SiteConfig {
-        pages: 5000,
-        capacity: 48,
-        knee: 32,
-        base_latency: Duration::from_millis(150),
-    };
-    let (mut policy, mut max, mut out) = (PolicyChoice::Adaptive, 200, default_out());
-    let mut cpu = CpuMode::Process;
-    let mut knee_set = false;
-    let mut args = args.into_iter();
-    while let Some(flag) = args.next() {
-        if flag == "-h" || flag == "--help" {
-            return Ok(None);
-        }
-        let (name, inline) = match flag.split_once('=') {
-            Some((n, v)) if n.starts_with("--") => (n.to_string(), Some(v.to_string())),
-            _ => (flag.clone(), None),
-        };
-        if !matches!(
-            name.as_str(),
-            "--pages"
-                | "--capacity"
-                | "--knee"
-                | "--latency-ms"
-                | "--policy"
-                | "--max"
-                | "--cpu"
-                | "--out"
-        ) {
-            return Err(format!("unknown option `{flag}`"));
-        }
-        let value = match inline.or_else(|| args.next()) {
-            Some(v) => v,
-            None => return Err(format!("`{name}` needs a value")),
-        };
-        let number = |lo: u64, hi: u64| -> Result<u64, String> {
-            value
-                .parse::<u64>()
-                .ok()
-                .filter(|n| (lo..=hi).contains(n))
-                .ok_or_else(|| {
-                    format!("invalid value `{value}` for `{name}`: expected a whole number from {lo} to {hi}")
-                })
-        };
-        match name.as_str() {
-            "--pages" => site.pages = number(1, 1_000_000)? as u32,
-            "--capacity" => site.capacity = number(1, 100_000)? as usize,
-            "--knee" => {
-                site.knee = number(1, 100_000)? as usize;
-                knee_set = true;
-            }
-            "--latency-ms" => site.base_latency = Duration::from_millis(number(1, 10_000)?),
-            "--policy" => {
-                policy = value
-                    .parse()
-                    .map_err(|e| format!("invalid value for `--policy`: {e}"))?
-            }
-            "--max" => max = number(1, 10_000)? as usize,
-            "--cpu" => {
-                cpu = match value.as_str() {
-                    "process" => CpuMode::Process,
-                    "auto" => CpuMode::Auto,
-                    "host" => CpuMode::Host,
-                    _ => {
-                        return Err(format!(
-                            "invalid value `{value}` for `--cpu`: expected `process`, `auto` or `host`"
-                        ));
-                    }
-                }
-            }
-            _ => out = PathBuf::from(&value),
-        }
-    }
-    if !knee_set {
+impl Cli {
+    /// The run's settings, or a clap error (shown like clap's own) when the flags contradict each other.
+    fn resolve(self) -> Result<Args, clap::Error> {
+        // Every number went through `whole_number`, so each fits its field.
+        let capacity = self.capacity as usize;
         // Keep the default knee below a lowered capacity, so latency still bends before the 429s.
-        site.knee = site.knee.min(site.capacity * 2 / 3).max(1);
+        let knee = self
+            .knee
+            .map_or_else(|| 32.min(capacity * 2 / 3).max(1), |k| k as usize);
+        if knee > capacity {
+            return Err(Cli::command().error(
+                clap::error::ErrorKind::ArgumentConflict,
+                format!("`--knee` ({knee}) must not exceed `--capacity` ({capacity})"),
+            ));
+        }
+        Ok(Args {
+            site: SiteConfig {
+                pages: self.pages as u32,
+                capacity,
+                knee,
+                base_latency: Duration::from_millis(self.latency_ms),
+            },
+            policy: self.policy,
+            max: self.max as usize,
+            cpu: self.cpu,
+            out: self.out.unwrap_or_else(default_out),
+        })
     }
-    if site.knee > site.capacity {
-        return Err(format!(
-            "`--knee` ({}) must not exceed `--capacity` ({})",
-            site.knee, site.capacity
-        ));
-    }
-    Ok(Some(Args {
-        site,
-        policy,
-        max,
-        cpu,
-        out,
-    }))
 }
 
 fn main() -> ExitCode {
-    let args = match parse_args(std::env::args().skip(1)) {
-        Ok(Some(args)) => args,
-        Ok(None) => {
-            println!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        Err(e) => {
-            eprintln!("error: {e}\n\nRun with `--help` for the options.");
-            return ExitCode::from(2);
-        }
+    let args = match Cli::parse().resolve() {
+        Ok(args) => args,
+        // `exit` prints the error, or the help, and exits with clap's code: 2 for a bad command line.
+        Err(e) => e.exit(),
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -319,34 +288,41 @@ fn ratios(info: Option<&SystemInfo>) -> [f64; 4] {
 
 #[cfg(test)]
 mod tests {
+    use clap::error::ErrorKind;
+
     use super::*;
 
-    fn parse(args: &[&str]) -> Result<Option<Args>, String> {
-        parse_args(args.iter().map(|s| s.to_string()))
+    fn parse(args: &[&str]) -> Result<Args, clap::Error> {
+        Cli::try_parse_from(std::iter::once("crawl").chain(args.iter().copied()))?.resolve()
     }
 
     #[test]
     fn defaults_and_flags() {
-        let a = parse(&[]).unwrap().unwrap();
+        let a = parse(&[]).unwrap();
         assert_eq!((a.site.pages, a.site.capacity, a.site.knee), (5000, 48, 32));
         assert_eq!(a.policy, PolicyChoice::Adaptive);
-        let a = parse(&["--pages=100", "--capacity", "9", "--policy", "crawlee"])
-            .unwrap()
-            .unwrap();
+        let a = parse(&["--pages=100", "--capacity", "9", "--policy", "crawlee"]).unwrap();
         assert_eq!((a.site.pages, a.site.capacity, a.site.knee), (100, 9, 6));
         assert_eq!(a.policy, PolicyChoice::Crawlee);
-        assert!(parse(&["--help"]).unwrap().is_none());
+        assert_eq!(
+            parse(&["--help"]).unwrap_err().kind(),
+            ErrorKind::DisplayHelp
+        );
     }
 
     #[test]
     fn bad_flags_say_what_is_wrong() {
         let err = |args: &[&str]| parse(args).unwrap_err();
-        assert!(err(&["--pages", "zero"]).contains("expected a whole number from 1"));
-        assert!(err(&["--pages", "0"]).contains("`--pages`"));
-        assert!(err(&["--policy", "fast"]).contains("expected `adaptive` or `crawlee`"));
-        assert!(err(&["--bogus"]).contains("unknown option `--bogus`"));
-        assert!(err(&["--max"]).contains("needs a value"));
-        assert!(err(&["--cpu", "gpu"]).contains("expected `process`, `auto` or `host`"));
-        assert!(err(&["--capacity", "10", "--knee", "20"]).contains("must not exceed"));
+        let text = |args: &[&str]| err(args).to_string();
+        assert!(text(&["--pages", "zero"]).contains("expected a whole number from 1"));
+        assert!(text(&["--pages", "0"]).contains("--pages"));
+        assert!(text(&["--policy", "fast"]).contains("expected `adaptive` or `crawlee`"));
+        // clap words these two itself: an unknown flag, and a flag at the end without its value.
+        let bogus = err(&["--bogus"]);
+        assert_eq!(bogus.kind(), ErrorKind::UnknownArgument);
+        assert!(bogus.to_string().contains("--bogus"));
+        assert!(text(&["--max"]).contains("a value is required for '--max <N>'"));
+        assert!(text(&["--cpu", "gpu"]).contains("expected `process`, `auto` or `host`"));
+        assert!(text(&["--capacity", "10", "--knee", "20"]).contains("must not exceed"));
     }
 }
