@@ -170,7 +170,7 @@ pub fn measure(sc: &Scenario, o: &Oracles, r: &RunResult) -> Metrics {
     let steady: Vec<f64> = r
         .series
         .iter()
-        .filter(|s| s.t > sc.steady_from_s)
+        .filter(|s| s.t > sc.steady_from())
         .map(|s| s.desired as f64)
         .collect();
     let oscillation = std_dev(&steady) / o.run.concurrency.max(1) as f64;
