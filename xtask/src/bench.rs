@@ -90,9 +90,14 @@ const TARGETS: &[(&str, bool, f64)] = &[
     ("start_latency_p50_us.pool_tokio_mt", false, 20.0),
 ];
 
-#[derive(Clone, Copy)]
-struct Options {
+/// `cargo xtask bench`'s flags.
+#[derive(Clone, Copy, Debug, clap::Args)]
+pub(crate) struct Options {
+    /// 3 runs per figure and smaller inputs.
+    #[arg(long)]
     quick: bool,
+    /// Regenerate the generated part of docs/benchmarks.md.
+    #[arg(long)]
     write_docs: bool,
 }
 
@@ -151,22 +156,8 @@ struct Peers {
     node: Result<PathBuf, String>,
 }
 
-pub(crate) fn run(root: &Path, args: &[String]) -> Result<ExitCode> {
-    let mut opts = Options {
-        quick: false,
-        write_docs: false,
-    };
-    for a in args {
-        match a.as_str() {
-            "--quick" => opts.quick = true,
-            "--write-docs" => opts.write_docs = true,
-            other => {
-                return Err(
-                    format!("unknown bench flag `{other}`; use --quick, --write-docs").into(),
-                );
-            }
-        }
-    }
+/// Builds and runs every measurement, prints the tables and writes the summary (and the docs).
+pub(crate) fn run(root: &Path, opts: Options) -> Result<ExitCode> {
     run_command(cargo(root).args(["build", "--release", "-p", "pool-bench"]))?;
     let target = target_dir(root);
     let bin = target.join("release").join("pool-bench");

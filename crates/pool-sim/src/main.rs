@@ -1,39 +1,52 @@
 //! `pool-sim`: runs the scenario suite, prints the table, writes `summary.json` and the SVGs.
 //!
-//! Usage: `pool-sim [--fast] [--scenarios DIR] [--out DIR] [--img DIR] [--only NAME]`. Exits non-zero if the
-//! default policy misses a target.
+//! Usage: `pool-sim [--fast] [--scenarios DIR] [--out DIR] [--img DIR] [--only NAME] [--trace POLICY]` (see
+//! `--help`). Exits non-zero if the default policy misses a target.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use clap::Parser;
+use clap::builder::PossibleValuesParser;
+
 use pool_sim::metrics::Sweep;
-use pool_sim::report::{DEFAULT_POLICY, run_scenario, summary_json, table};
+use pool_sim::report::{DEFAULT_POLICY, POLICIES, run_scenario, summary_json, table};
 use pool_sim::scenario::Scenario;
 use pool_sim::svg;
 
+/// The command line.
+#[derive(Debug, Parser)]
+#[command(
+    name = "pool-sim",
+    about = "Runs the scaling-policy simulator suite: the table, summary.json and the figures.",
+    after_help = "Exits non-zero if the default policy misses a target that known-misses.txt does not list."
+)]
+struct Cli {
+    /// A coarser oracle sweep, for CI.
+    #[arg(long)]
+    fast: bool,
+    /// The directory of `*.toml` scenario files.
+    #[arg(long, value_name = "DIR", default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios"))]
+    scenarios: PathBuf,
+    /// Where `summary.json` goes.
+    #[arg(long, value_name = "DIR", default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/sim"))]
+    out: PathBuf,
+    /// Also write one `sim-<scenario>.svg` figure per scenario here.
+    #[arg(long, value_name = "DIR")]
+    img: Option<PathBuf>,
+    /// Run only this scenario.
+    #[arg(long, value_name = "NAME")]
+    only: Option<String>,
+    /// Print this policy's decisions and per-second samples.
+    #[arg(long, value_name = "POLICY", value_parser = PossibleValuesParser::new(POLICIES))]
+    trace: Option<String>,
+}
+
 fn main() -> ExitCode {
+    let cli = Cli::parse();
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let mut scenarios = root.join("scenarios");
-    let mut out = root.join("../../target/sim");
-    let mut img: Option<PathBuf> = None;
-    let mut only: Option<String> = None;
-    let mut sweep = Sweep::Full;
-    let mut trace: Option<String> = None;
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        match a.as_str() {
-            "--fast" => sweep = Sweep::Fast,
-            "--scenarios" => scenarios = args.next().map(PathBuf::from).unwrap_or(scenarios),
-            "--out" => out = args.next().map(PathBuf::from).unwrap_or(out),
-            "--img" => img = args.next().map(PathBuf::from),
-            "--only" => only = args.next(),
-            "--trace" => trace = args.next(),
-            other => {
-                eprintln!("unknown argument `{other}`");
-                return ExitCode::FAILURE;
-            }
-        }
-    }
+    let (scenarios, out, img, only, trace) = (cli.scenarios, cli.out, cli.img, cli.only, cli.trace);
+    let sweep = if cli.fast { Sweep::Fast } else { Sweep::Full };
     let list = match Scenario::load_dir(&scenarios) {
         Ok(l) => l,
         Err(e) => {
@@ -45,6 +58,16 @@ fn main() -> ExitCode {
         .into_iter()
         .filter(|s| only.as_ref().is_none_or(|o| *o == s.name))
         .collect();
+    if let Some(name) = &only
+        && list.is_empty()
+    {
+        // Running nothing and reporting success would hide a misspelt name.
+        eprintln!(
+            "error: no scenario named `{name}` in {}",
+            scenarios.display()
+        );
+        return ExitCode::FAILURE;
+    }
     let results: Vec<_> = std::thread::scope(|scope| {
         let handles: Vec<_> = list
             .iter()
@@ -133,5 +156,20 @@ fn main() -> ExitCode {
     } else {
         println!("the default policy meets every target");
         ExitCode::SUCCESS
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_well_formed_and_reads_the_xtask_forms() {
+        Cli::command().debug_assert();
+        let cli = Cli::try_parse_from(["pool-sim", "--fast", "--out", "target/sim"]).unwrap();
+        assert!(cli.fast && cli.img.is_none());
+        assert!(Cli::try_parse_from(["pool-sim", "--trace", "nobody"]).is_err());
     }
 }
