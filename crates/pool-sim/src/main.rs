@@ -113,8 +113,14 @@ fn main() -> ExitCode {
     if let Some(dir) = img {
         for r in &results {
             let path = dir.join(format!("sim-{}.svg", r.scenario.name));
-            if let Err(e) =
-                std::fs::create_dir_all(&dir).and_then(|()| std::fs::write(&path, svg::render(r)))
+            let svg = match svg::render(r) {
+                Ok(svg) => svg,
+                Err(e) => {
+                    eprintln!("error: cannot draw {}: {e}", path.display());
+                    return ExitCode::FAILURE;
+                }
+            };
+            if let Err(e) = std::fs::create_dir_all(&dir).and_then(|()| std::fs::write(&path, svg))
             {
                 eprintln!("error: cannot write {}: {e}", path.display());
                 return ExitCode::FAILURE;
