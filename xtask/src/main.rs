@@ -5,6 +5,7 @@
 
 mod bench;
 mod ci;
+mod cross;
 mod nostd;
 mod reliability;
 mod sim;
@@ -44,7 +45,7 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Task {
-    /// Run every CI step (fmt, clippy, test, loom, miri, sim, bench-smoke, doc, package, nostd, tidy).
+    /// Run every CI step (fmt, clippy, test, loom, miri, sim, bench-smoke, doc, package, nostd, cross, tidy).
     Ci,
     /// Check the source tree against the repository rules.
     Tidy,
@@ -58,6 +59,8 @@ enum Task {
     Bench(bench::Options),
     /// Build pool-core for a bare-metal target and check that it names no runtime.
     Nostd,
+    /// `cargo check` pool-sensors and the adapters for Windows and macOS (installs the targets).
+    Cross,
     /// Check every published crate's metadata and CHANGELOG, then `cargo package` them.
     Package,
     /// Run pool-core's lib and machine-level tests under miri (installs the nightly component).
@@ -82,6 +85,7 @@ fn try_main() -> Result<ExitCode> {
         Task::Sim { fast } => done(sim::run(&root, fast)),
         Task::Bench(opts) => bench::run(&root, opts),
         Task::Nostd => done(nostd::run(&root)),
+        Task::Cross => done(cross::run(&root)),
         Task::Package => done(ci::package(&root)),
         Task::Soak => done(reliability::soak(&root)),
         Task::Miri => done(reliability::miri(&root)),
@@ -159,6 +163,22 @@ fn display(cmd: &Command) -> String {
         .chain(words)
         .collect();
     words.join(" ")
+}
+
+/// Installs the rustup `target` when it is missing, and fails (saying `why` it matters) rather than skipping
+/// the check that needs it.
+fn ensure_target(target: &str, why: &str) -> Result<()> {
+    let installed = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output()
+        .map_err(|err| format!("cannot run `rustup` to look for the `{target}` target: {err}"))?;
+    let stdout = String::from_utf8_lossy(&installed.stdout);
+    if installed.status.success() && stdout.lines().any(|line| line.trim() == target) {
+        return Ok(());
+    }
+    run_command(Command::new("rustup").args(["target", "add", target])).map_err(|err| {
+        format!("the `{target}` target is missing and could not be installed, {why}: {err}").into()
+    })
 }
 
 /// Succeeds when there are no errors, and otherwise fails with all of them.
