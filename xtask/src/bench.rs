@@ -17,6 +17,8 @@ use std::{
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
+use serde::{Serialize, Serializer};
+
 use crate::{Result, cargo, run_command};
 
 const PYTHON_PEER: &str = "crawlee==1.11.0";
@@ -88,9 +90,14 @@ const TARGETS: &[(&str, bool, f64)] = &[
     ("start_latency_p50_us.pool_tokio_mt", false, 20.0),
 ];
 
-#[derive(Clone, Copy)]
-struct Options {
+/// `cargo xtask bench`'s flags.
+#[derive(Clone, Copy, Debug, clap::Args)]
+pub(crate) struct Options {
+    /// 3 runs per figure and smaller inputs.
+    #[arg(long)]
     quick: bool,
+    /// Regenerate the generated part of docs/benchmarks.md.
+    #[arg(long)]
     write_docs: bool,
 }
 
@@ -149,22 +156,8 @@ struct Peers {
     node: Result<PathBuf, String>,
 }
 
-pub(crate) fn run(root: &Path, args: &[String]) -> Result<ExitCode> {
-    let mut opts = Options {
-        quick: false,
-        write_docs: false,
-    };
-    for a in args {
-        match a.as_str() {
-            "--quick" => opts.quick = true,
-            "--write-docs" => opts.write_docs = true,
-            other => {
-                return Err(
-                    format!("unknown bench flag `{other}`; use --quick, --write-docs").into(),
-                );
-            }
-        }
-    }
+/// Builds and runs every measurement, prints the tables and writes the summary (and the docs).
+pub(crate) fn run(root: &Path, opts: Options) -> Result<ExitCode> {
     run_command(cargo(root).args(["build", "--release", "-p", "pool-bench"]))?;
     let target = target_dir(root);
     let bin = target.join("release").join("pool-bench");
@@ -184,7 +177,7 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<ExitCode> {
     let tables = tables(&rows, &ratios);
     println!("\n{tables}");
     println!("(bench took {:.0} s)", started.elapsed().as_secs_f64());
-    let json = summary_json(&machine, &date, opts, &rows, &ratios);
+    let json = summary_json(&machine, &date, opts, &rows, &ratios)?;
     fs::write(out.join("summary.json"), json)?;
     println!("wrote {}", out.join("summary.json").display());
     if opts.write_docs {
@@ -698,29 +691,51 @@ fn tables(rows: &[Row], ratios: &[Figure]) -> String {
     s
 }
 
-fn json_str(s: &str) -> String {
-    let mut out = String::from("\"");
-    for ch in s.chars() {
-        match ch {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
+/// A figure in `summary.json`: the number, or the string `"unavailable"` (the reason is given beside it).
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Measured {
+    Value(f64),
+    Missing(&'static str),
 }
 
-fn json_num(x: f64) -> String {
-    if x.is_finite() {
-        format!("{x}")
-    } else {
-        "null".to_owned()
+impl Measured {
+    fn of<E>(v: Result<f64, E>) -> Measured {
+        v.map_or(Measured::Missing("unavailable"), Measured::Value)
     }
+}
+
+/// One row of `summary.json`'s `results`.
+#[derive(Serialize)]
+struct ResultJson<'a> {
+    workload: &'a str,
+    #[serde(rename = "impl")]
+    imp: &'a str,
+    n: u64,
+    concurrency: usize,
+    unit: &'a str,
+    runs: &'a [f64],
+    median: Measured,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'a str>,
+}
+
+/// `target/bench/summary.json`; the maps keep the summary's order, so that it reads like the tables.
+#[derive(Serialize)]
+struct SummaryJson<'a> {
+    machine: &'a str,
+    date: &'a str,
+    quick: bool,
+    results: Vec<ResultJson<'a>>,
+    #[serde(serialize_with = "in_order")]
+    ratios: Vec<(&'a str, Measured)>,
+    #[serde(serialize_with = "in_order")]
+    unavailable: Vec<(&'a str, &'a str)>,
+}
+
+/// Serialises pairs as a JSON object in their order (a `HashMap` or `BTreeMap` would reorder the keys).
+fn in_order<S: Serializer, V: Serialize>(pairs: &[(&str, V)], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_map(pairs.iter().map(|(k, v)| (k, v)))
 }
 
 fn summary_json(
@@ -729,54 +744,36 @@ fn summary_json(
     opts: Options,
     rows: &[Row],
     ratios: &[Figure],
-) -> String {
-    let mut s = String::from("{\n");
-    let _ = writeln!(s, "  \"machine\": {},", json_str(machine));
-    let _ = writeln!(s, "  \"date\": {},", json_str(date));
-    let _ = writeln!(s, "  \"quick\": {},", opts.quick);
-    s.push_str("  \"results\": [\n");
-    for (i, r) in rows.iter().enumerate() {
-        let runs: Vec<String> = r.runs.iter().map(|&x| json_num(x)).collect();
-        let median = match (r.median(), &r.unavailable) {
-            (Some(m), _) => json_num(m),
-            (None, _) => "\"unavailable\"".to_owned(),
-        };
-        let _ = write!(
-            s,
-            "    {{\"workload\": {}, \"impl\": {}, \"n\": {}, \"concurrency\": {}, \"unit\": {}, \"runs\": [{}], \"median\": {median}",
-            json_str(r.workload),
-            json_str(r.imp),
-            r.n,
-            r.concurrency,
-            json_str(r.unit),
-            runs.join(", ")
-        );
-        if let Some(reason) = &r.unavailable {
-            let _ = write!(s, ", \"reason\": {}", json_str(reason));
-        }
-        s.push('}');
-        s.push_str(if i + 1 < rows.len() { ",\n" } else { "\n" });
-    }
-    s.push_str("  ],\n  \"ratios\": {\n");
-    for (i, (key, v)) in ratios.iter().enumerate() {
-        let shown = match v {
-            Ok(x) => json_num(*x),
-            Err(_) => "\"unavailable\"".to_owned(),
-        };
-        let _ = write!(s, "    {}: {shown}", json_str(key));
-        s.push_str(if i + 1 < ratios.len() { ",\n" } else { "\n" });
-    }
-    s.push_str("  },\n  \"unavailable\": {\n");
-    let missing: Vec<(&String, &String)> = ratios
-        .iter()
-        .filter_map(|(k, v)| v.as_ref().err().map(|e| (k, e)))
-        .collect();
-    for (i, (k, e)) in missing.iter().enumerate() {
-        let _ = write!(s, "    {}: {}", json_str(k), json_str(e));
-        s.push_str(if i + 1 < missing.len() { ",\n" } else { "\n" });
-    }
-    s.push_str("  }\n}\n");
-    s
+) -> Result<String> {
+    let summary = SummaryJson {
+        machine,
+        date,
+        quick: opts.quick,
+        results: rows
+            .iter()
+            .map(|r| ResultJson {
+                workload: r.workload,
+                imp: r.imp,
+                n: r.n,
+                concurrency: r.concurrency,
+                unit: r.unit,
+                runs: &r.runs,
+                median: Measured::of(r.median().ok_or(())),
+                reason: r.unavailable.as_deref(),
+            })
+            .collect(),
+        ratios: ratios
+            .iter()
+            .map(|(k, v)| (k.as_str(), Measured::of(v.as_ref().copied())))
+            .collect(),
+        unavailable: ratios
+            .iter()
+            .filter_map(|(k, v)| v.as_ref().err().map(|e| (k.as_str(), e.as_str())))
+            .collect(),
+    };
+    let mut text = serde_json::to_string_pretty(&summary)?;
+    text.push('\n');
+    Ok(text)
 }
 
 /// Regenerates the part of `docs/benchmarks.md` between the markers, keeping the hand-written rest.
@@ -913,7 +910,7 @@ mod tests {
             Some(Ok(2.0))
         );
         assert!(get("noop_c100.pool_tokio_mt_vs_crawlee_js").is_some_and(|v| v.is_err()));
-        let json = summary_json(
+        let text = summary_json(
             "m",
             "d",
             Options {
@@ -922,9 +919,22 @@ mod tests {
             },
             &rows,
             &r,
+        )
+        .unwrap();
+        let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(json["results"][2]["median"], "unavailable");
+        assert_eq!(json["results"][2]["reason"], "no node");
+        assert_eq!(json["results"][0]["median"], 2.0);
+        assert!(json["results"][0].get("reason").is_none());
+        let ratios = &json["ratios"];
+        assert_eq!(
+            ratios["noop_c100.pool_tokio_mt_vs_crawlee_js"],
+            "unavailable"
         );
-        assert!(json.contains("\"median\": \"unavailable\", \"reason\": \"no node\""));
-        assert!(json.contains("\"noop_c100.pool_tokio_mt_vs_crawlee_js\": \"unavailable\""));
+        assert_eq!(ratios["noop_c100.pool_tokio_mt_vs_tokio_joinset"], 2.0);
+        // The ratios keep the summary's order, which is not the keys' sorted order.
+        let at = |key: &str| text.find(&format!("\"{key}\"")).unwrap();
+        assert!(r[0].0 > r[2].0 && at(&r[0].0) < at(&r[2].0));
         for &(key, ..) in TARGETS {
             assert!(
                 r.iter().any(|(k, _)| k == key),

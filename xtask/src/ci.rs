@@ -8,7 +8,8 @@ use std::{
 };
 
 use crate::{
-    Result, all_ok, cargo, crate_dirs, e2e, nostd, package_name, reliability, run_command, tidy,
+    Result, all_ok, cargo, crate_dirs, cross, e2e, nostd, package_name, reliability, run_command,
+    tidy,
 };
 
 /// A named CI step over the workspace at the given root.
@@ -27,6 +28,7 @@ const STEPS: &[Step] = &[
     ("doc", doc),
     ("package", package),
     ("nostd", nostd::run),
+    ("cross", cross::run),
     ("tidy", tidy::report),
 ];
 

@@ -5,12 +5,14 @@
 
 mod bench;
 mod ci;
+mod cross;
 mod e2e;
 mod nostd;
 mod reliability;
 mod sim;
 mod tidy;
 
+use clap::{CommandFactory as _, Parser, Subcommand};
 use std::{
     env, fs, io,
     path::{Path, PathBuf},
@@ -30,58 +32,70 @@ fn main() -> ExitCode {
     }
 }
 
-fn try_main() -> Result<ExitCode> {
-    let mut args = env::args().skip(1);
-    let task = args.next();
-    if task.as_deref() == Some("sim") {
-        let fast = match args.next().as_deref() {
-            None => false,
-            Some("--fast") => true,
-            Some(other) => return Err(format!("unexpected argument `{other}` to `sim`").into()),
-        };
-        return sim::run(&project_root(), fast).map(|()| ExitCode::SUCCESS);
-    }
-    if task.as_deref() == Some("bench") {
-        return bench::run(&project_root(), &args.collect::<Vec<_>>());
-    }
-    if let Some(extra) = args.next() {
-        return Err(format!("unexpected argument `{extra}`; see `cargo xtask help`").into());
-    }
-    let root = project_root();
-    match task.as_deref() {
-        Some("ci") => Ok(ci::run(&root)),
-        Some("tidy") => tidy::report(&root).map(|()| ExitCode::SUCCESS),
-        Some("nostd") => nostd::run(&root).map(|()| ExitCode::SUCCESS),
-        Some("package") => ci::package(&root).map(|()| ExitCode::SUCCESS),
-        Some("soak") => reliability::soak(&root).map(|()| ExitCode::SUCCESS),
-        Some("miri") => reliability::miri(&root).map(|()| ExitCode::SUCCESS),
-        Some("loom") => reliability::loom(&root).map(|()| ExitCode::SUCCESS),
-        Some("help") | None => {
-            print_help();
-            Ok(ExitCode::SUCCESS)
-        }
-        Some(other) => Err(format!("unknown task `{other}`; see `cargo xtask help`").into()),
-    }
+/// `cargo xtask <task>`.
+#[derive(Debug, Parser)]
+#[command(
+    name = "cargo xtask",
+    bin_name = "cargo xtask",
+    about = "Project automation for the workspace."
+)]
+struct Cli {
+    #[command(subcommand)]
+    task: Option<Task>,
 }
 
-fn print_help() {
-    println!(
-        "\
-Usage: cargo xtask <task>
+#[derive(Debug, Subcommand)]
+enum Task {
+    /// Run every CI step (fmt, clippy, test, e2e, loom, miri, sim, bench-smoke, doc, package, nostd, cross,
+    /// tidy).
+    Ci,
+    /// Check the source tree against the repository rules.
+    Tidy,
+    /// Run the scaling-policy simulator: table, target/sim/summary.json, docs/img.
+    Sim {
+        /// The CI form: a coarser oracle sweep and no figures.
+        #[arg(long)]
+        fast: bool,
+    },
+    /// Benchmark against the raw runtimes and Crawlee.
+    Bench(bench::Options),
+    /// Run the wall-clock end-to-end tests (crates/e2e).
+    E2e,
+    /// Build pool-core for a bare-metal target and check that it names no runtime.
+    Nostd,
+    /// `cargo check` pool-sensors and the adapters for Windows and macOS (installs the targets).
+    Cross,
+    /// Check every published crate's metadata and CHANGELOG, then `cargo package` them.
+    Package,
+    /// Run pool-core's lib and machine-level tests under miri (installs the nightly component).
+    Miri,
+    /// Run the loom models of the driver's shared state (--cfg loom, release).
+    Loom,
+    /// ~10M tasks on pool-tokio's multi-thread runtime with controls every ms (release; not in ci).
+    Soak,
+}
 
-Tasks:
-  ci      run every CI step (fmt, clippy, test, e2e, loom, miri, sim, bench-smoke, doc, package, nostd, tidy)
-  tidy    check the source tree against the repository rules
-  sim     run the scaling-policy simulator: table, target/sim/summary.json, docs/img [--fast]
-  bench   benchmark against the raw runtimes and Crawlee [--quick] [--write-docs]
-  nostd   build pool-core for {} and check that it names no runtime
-  package check every published crate's metadata and CHANGELOG, then `cargo package` them
-  miri    run pool-core's lib and machine-level tests under miri (installs the nightly component)
-  loom    run the loom models of the driver's shared state (--cfg loom, release)
-  soak    ~10M tasks on pool-tokio's multi-thread runtime with controls every ms (release; not in ci)
-  help    print this message",
-        nostd::TARGET
-    );
+fn try_main() -> Result<ExitCode> {
+    let root = project_root();
+    let Some(task) = Cli::parse().task else {
+        // A bare `cargo xtask` is a request for the list of tasks, not a mistake.
+        Cli::command().print_help()?;
+        return Ok(ExitCode::SUCCESS);
+    };
+    let done = |res: Result<()>| res.map(|()| ExitCode::SUCCESS);
+    match task {
+        Task::Ci => Ok(ci::run(&root)),
+        Task::Tidy => done(tidy::report(&root)),
+        Task::Sim { fast } => done(sim::run(&root, fast)),
+        Task::Bench(opts) => bench::run(&root, opts),
+        Task::E2e => done(e2e::run(&root)),
+        Task::Nostd => done(nostd::run(&root)),
+        Task::Cross => done(cross::run(&root)),
+        Task::Package => done(ci::package(&root)),
+        Task::Soak => done(reliability::soak(&root)),
+        Task::Miri => done(reliability::miri(&root)),
+        Task::Loom => done(reliability::loom(&root)),
+    }
 }
 
 /// The workspace root, which is the parent of this crate's directory.
@@ -156,6 +170,22 @@ fn display(cmd: &Command) -> String {
     words.join(" ")
 }
 
+/// Installs the rustup `target` when it is missing, and fails (saying `why` it matters) rather than skipping
+/// the check that needs it.
+fn ensure_target(target: &str, why: &str) -> Result<()> {
+    let installed = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output()
+        .map_err(|err| format!("cannot run `rustup` to look for the `{target}` target: {err}"))?;
+    let stdout = String::from_utf8_lossy(&installed.stdout);
+    if installed.status.success() && stdout.lines().any(|line| line.trim() == target) {
+        return Ok(());
+    }
+    run_command(Command::new("rustup").args(["target", "add", target])).map_err(|err| {
+        format!("the `{target}` target is missing and could not be installed, {why}: {err}").into()
+    })
+}
+
 /// Succeeds when there are no errors, and otherwise fails with all of them.
 fn all_ok(errors: impl IntoIterator<Item = Error>) -> Result<()> {
     let errors: Vec<String> = errors.into_iter().map(|err| err.to_string()).collect();
@@ -163,5 +193,26 @@ fn all_ok(errors: impl IntoIterator<Item = Error>) -> Result<()> {
         Ok(())
     } else {
         Err(errors.join("\n").into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_well_formed_and_reads_every_task() {
+        Cli::command().debug_assert();
+        let parse = |args: &[&str]| Cli::try_parse_from(["cargo xtask"].iter().chain(args));
+        assert!(matches!(
+            parse(&["sim", "--fast"]).unwrap().task,
+            Some(Task::Sim { fast: true })
+        ));
+        assert!(matches!(
+            parse(&["bench", "--quick"]).unwrap().task,
+            Some(Task::Bench(_))
+        ));
+        assert!(parse(&[]).unwrap().task.is_none());
+        assert!(parse(&["ci", "extra"]).is_err());
     }
 }

@@ -1,11 +1,8 @@
 //! `cargo xtask nostd`: proves that `pool-core` builds for a bare-metal target and names no runtime.
 
-use std::{
-    path::Path,
-    process::{Command, Stdio},
-};
+use std::{path::Path, process::Stdio};
 
-use crate::{Result, all_ok, cargo, display, run_command};
+use crate::{Result, all_ok, cargo, display, ensure_target, run_command};
 
 /// A target without `std`, so any accidental use of it fails to build.
 pub(crate) const TARGET: &str = "thumbv7em-none-eabihf";
@@ -25,7 +22,7 @@ const CORE: [&str; 3] = ["-p", "pool-core", "--no-default-features"];
 
 /// Builds `pool-core` for [`TARGET`] with and without `alloc`, then checks its dependency tree.
 pub(crate) fn run(root: &Path) -> Result<()> {
-    ensure_target()?;
+    ensure_target(TARGET, "so the no_std build cannot be checked")?;
     let mut errors = Vec::new();
     for features in [&[][..], &["--features", "alloc"]] {
         let mut cmd = cargo(root);
@@ -37,22 +34,6 @@ pub(crate) fn run(root: &Path) -> Result<()> {
     }
     errors.extend(check_no_runtime(root).err());
     all_ok(errors)
-}
-
-/// Installs [`TARGET`] when it is missing, and fails rather than skipping the check.
-fn ensure_target() -> Result<()> {
-    let installed = Command::new("rustup")
-        .args(["target", "list", "--installed"])
-        .output()
-        .map_err(|err| format!("cannot run `rustup` to look for the `{TARGET}` target: {err}"))?;
-    let stdout = String::from_utf8_lossy(&installed.stdout);
-    if installed.status.success() && stdout.lines().any(|line| line.trim() == TARGET) {
-        return Ok(());
-    }
-    run_command(Command::new("rustup").args(["target", "add", TARGET])).map_err(|err| {
-        let why = "so the no_std build cannot be checked";
-        format!("the `{TARGET}` target is missing and could not be installed, {why}: {err}").into()
-    })
 }
 
 fn check_no_runtime(root: &Path) -> Result<()> {

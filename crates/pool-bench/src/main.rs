@@ -23,6 +23,9 @@ use core::time::Duration;
 use std::process::ExitCode;
 use std::time::Instant;
 
+use clap::builder::PossibleValuesParser;
+use clap::{Parser, Subcommand};
+
 use pool_async_std::AsyncStdRuntime;
 use pool_core::TaskMode;
 use pool_sensors::{
@@ -48,9 +51,84 @@ const IMPLS: &[&str] = &[
 
 type Error = Box<dyn core::error::Error>;
 
+/// The command line: one workload per process.
+#[derive(Debug, Parser)]
+#[command(
+    name = "pool-bench",
+    about = "One benchmark measurement per run, printed as one line of key=value figures.",
+    after_help = "Run by `cargo xtask bench`, which repeats and compares them."
+)]
+struct Cli {
+    #[command(subcommand)]
+    workload: Workload,
+}
+
+/// An implementation, checked against [`IMPLS`] by the parser so that a typo lists the valid names.
+fn impl_arg() -> PossibleValuesParser {
+    PossibleValuesParser::new(IMPLS)
+}
+
+#[derive(Debug, Subcommand)]
+enum Workload {
+    /// N no-op tasks at CONCURRENCY: prints tasks_per_s.
+    Noop {
+        /// The implementation.
+        #[arg(value_name = "IMPL", value_parser = impl_arg())]
+        imp: String,
+        /// How many tasks to run.
+        n: u64,
+        /// How many tasks run at once.
+        concurrency: usize,
+    },
+    /// N tasks that each sleep TASK_MS at CONCURRENCY: prints efficiency (ideal wall time over measured).
+    Sleep {
+        /// The implementation.
+        #[arg(value_name = "IMPL", value_parser = impl_arg())]
+        imp: String,
+        /// How many tasks to run.
+        n: u64,
+        /// How many tasks run at once.
+        concurrency: usize,
+        /// How long each task sleeps, ms.
+        task_ms: f64,
+    },
+    /// N no-op tasks at CONCURRENCY: prints allocs_per_task in the steady state.
+    Alloc {
+        /// The implementation.
+        #[arg(value_name = "IMPL", value_parser = impl_arg())]
+        imp: String,
+        /// How many tasks to run.
+        n: u64,
+        /// How many tasks run at once.
+        concurrency: usize,
+    },
+    /// N tasks at concurrency 1: prints p50_us and p99_us from a task's end to the next one's start.
+    Latency {
+        /// The implementation.
+        #[arg(value_name = "IMPL", value_parser = impl_arg())]
+        imp: String,
+        /// How many tasks to run.
+        n: u64,
+    },
+    /// A pool with nothing to do for SECONDS: prints cpu_share (CPU seconds per wall second).
+    Idle {
+        /// The implementation.
+        #[arg(value_name = "IMPL", value_parser = impl_arg())]
+        imp: String,
+        /// How long the pool idles, seconds.
+        seconds: f64,
+    },
+    /// ITERATIONS samples of each system sensor: prints memory_us and cpu_us per sample.
+    Sensors {
+        /// Samples of each sensor.
+        iterations: u32,
+    },
+    /// Every implementation once on a tiny input, so CI can tell that the benchmark still builds and runs.
+    Smoke,
+}
+
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    match run(&args) {
+    match run(Cli::parse().workload) {
         Ok(line) => {
             println!("{line}");
             ExitCode::SUCCESS
@@ -62,70 +140,76 @@ fn main() -> ExitCode {
     }
 }
 
-fn arg<T: core::str::FromStr>(args: &[String], i: usize, what: &str) -> Result<T, Error> {
-    let text = args.get(i).ok_or_else(|| format!("missing {what}"))?;
-    text.parse()
-        .map_err(|_| format!("bad {what}: `{text}`").into())
+/// Runs `n` no-op or sleeping tasks and describes the run; `alloc` also counts allocations per task.
+fn tasks_line(
+    workload: &str,
+    imp: &str,
+    n: u64,
+    c: usize,
+    task: Duration,
+) -> Result<String, Error> {
+    let alloc = workload == "alloc";
+    if alloc {
+        work::probe_allocations();
+    }
+    let wall = run_tasks(imp, n, c, task)?;
+    let mut line = format!("impl={imp} workload={workload} n={n} concurrency={c} wall_s={wall:.4}");
+    line += &format!(" tasks_per_s={:.0}", n as f64 / wall);
+    if workload == "sleep" {
+        let ideal = n as f64 / c as f64 * task.as_secs_f64();
+        line += &format!(" efficiency={:.4}", ideal / wall);
+    }
+    if alloc {
+        let per = work::allocations_per_task(n).ok_or("the allocation window was not reached")?;
+        line += &format!(" allocs_per_task={per:.4}");
+    }
+    Ok(line)
 }
 
-fn run(args: &[String]) -> Result<String, Error> {
-    let workload = args.first().map(String::as_str).unwrap_or("help");
+fn run(workload: Workload) -> Result<String, Error> {
     match workload {
-        "noop" | "sleep" | "alloc" => {
-            let imp: String = arg(args, 1, "IMPL")?;
-            let n: u64 = arg(args, 2, "N")?;
-            let c: usize = arg(args, 3, "CONCURRENCY")?;
-            let task = if workload == "sleep" {
-                Duration::from_secs_f64(arg::<f64>(args, 4, "TASK_MS")? / 1000.0)
-            } else {
-                Duration::ZERO
-            };
-            if workload == "alloc" {
-                work::probe_allocations();
-            }
-            let wall = run_tasks(&imp, n, c, task)?;
-            let mut line = format!("impl={imp} workload={workload} n={n} concurrency={c} wall_s={wall:.4}");
-            line += &format!(" tasks_per_s={:.0}", n as f64 / wall);
-            if workload == "sleep" {
-                let ideal = n as f64 / c as f64 * task.as_secs_f64();
-                line += &format!(" efficiency={:.4}", ideal / wall);
-            }
-            if workload == "alloc" {
-                let per = work::allocations_per_task(n).ok_or("the allocation window was not reached")?;
-                line += &format!(" allocs_per_task={per:.4}");
-            }
-            Ok(line)
+        Workload::Noop {
+            imp,
+            n,
+            concurrency,
+        } => tasks_line("noop", &imp, n, concurrency, Duration::ZERO),
+        Workload::Sleep {
+            imp,
+            n,
+            concurrency,
+            task_ms,
+        } => {
+            let task = Duration::try_from_secs_f64(task_ms / 1000.0)
+                .map_err(|_| format!("bad TASK_MS: `{task_ms}`"))?;
+            tasks_line("sleep", &imp, n, concurrency, task)
         }
-        "latency" => {
-            let imp: String = arg(args, 1, "IMPL")?;
-            let n: u64 = arg(args, 2, "N")?;
+        Workload::Alloc {
+            imp,
+            n,
+            concurrency,
+        } => tasks_line("alloc", &imp, n, concurrency, Duration::ZERO),
+        Workload::Latency { imp, n } => {
             work::probe_latency(n);
             run_tasks(&imp, n, 1, Duration::ZERO)?;
             let (p50, p99) = work::latency_percentiles().ok_or("no latency recorded")?;
-            Ok(format!("impl={imp} workload=latency n={n} p50_us={p50:.3} p99_us={p99:.3}"))
-        }
-        "idle" => {
-            let imp: String = arg(args, 1, "IMPL")?;
-            let secs: f64 = arg(args, 2, "SECONDS")?;
-            let cpu = idle(&imp, secs)?;
             Ok(format!(
-                "impl={imp} workload=idle seconds={secs} cpu_s={cpu:.4} cpu_share={:.6}",
-                cpu / secs
+                "impl={imp} workload=latency n={n} p50_us={p50:.3} p99_us={p99:.3}"
             ))
         }
-        "sensors" => {
-            let iterations: u32 = arg(args, 1, "ITERATIONS")?;
+        Workload::Idle { imp, seconds } => {
+            let cpu = idle(&imp, seconds)?;
+            Ok(format!(
+                "impl={imp} workload=idle seconds={seconds} cpu_s={cpu:.4} cpu_share={:.6}",
+                cpu / seconds
+            ))
+        }
+        Workload::Sensors { iterations } => {
             let (memory, cpu) = sensor_cost(iterations)?;
             Ok(format!(
                 "workload=sensors iterations={iterations} memory_us={memory:.3} cpu_us={cpu:.3}"
             ))
         }
-        "smoke" => smoke(),
-        _ => Err(format!(
-            "usage: pool-bench noop|sleep|alloc|latency|idle|sensors|smoke ...; implementations: {}",
-            IMPLS.join(", ")
-        )
-        .into()),
+        Workload::Smoke => smoke(),
     }
 }
 
@@ -318,4 +402,27 @@ fn smoke() -> Result<String, Error> {
     }
     sensor_cost(3)?;
     Ok(format!("smoke: {} implementations ran", IMPLS.len()))
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_well_formed_and_reads_the_xtask_forms() {
+        Cli::command().debug_assert();
+        let cli =
+            Cli::try_parse_from(["pool-bench", "sleep", "pool_smol", "20", "10", "1"]).unwrap();
+        assert!(matches!(
+            cli.workload,
+            Workload::Sleep {
+                n: 20,
+                concurrency: 10,
+                ..
+            }
+        ));
+        assert!(Cli::try_parse_from(["pool-bench", "noop", "tokio", "1", "1"]).is_err());
+    }
 }

@@ -4,6 +4,7 @@
 use pool_core::Instant;
 use sysinfo::{MemoryRefreshKind, Pid, ProcessRefreshKind, ProcessesToUpdate, System};
 
+use crate::SensorSettings;
 use crate::cpu::CpuMode;
 use crate::memory::{MemorySample, TotalSource};
 use crate::warn::Warnings;
@@ -17,11 +18,13 @@ pub(crate) struct Backend {
 }
 
 impl Backend {
-    pub(crate) fn new(pid: u32, mode: CpuMode) -> Self {
+    /// The same signature as the Linux backend's, so that `SystemSensors::new` builds either; the settings'
+    /// root is for the Linux readers and unused here.
+    pub(crate) fn new(s: &SensorSettings, pid: u32) -> Self {
         Backend {
             sys: System::new(),
             pid: Pid::from_u32(pid),
-            mode,
+            mode: s.cpu,
             cpu_primed: false,
         }
     }

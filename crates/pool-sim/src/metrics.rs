@@ -170,7 +170,7 @@ pub fn measure(sc: &Scenario, o: &Oracles, r: &RunResult) -> Metrics {
     let steady: Vec<f64> = r
         .series
         .iter()
-        .filter(|s| s.t > sc.steady_from_s)
+        .filter(|s| s.t > sc.steady_from())
         .map(|s| s.desired as f64)
         .collect();
     let oscillation = std_dev(&steady) / o.run.concurrency.max(1) as f64;
@@ -225,57 +225,105 @@ pub mod targets {
     pub const OSCILLATION: f64 = 0.10;
 }
 
+/// How a target bounds its figure.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Bound {
+    /// The figure must be at least this: a known miss of it names a floor (`>=`).
+    AtLeast(f64),
+    /// The figure must be at most this: a known miss of it names a ceiling (`<=`).
+    AtMost(f64),
+}
+
+impl Bound {
+    /// Whether `v` meets the bound.
+    pub fn holds(self, v: f64) -> bool {
+        match self {
+            Bound::AtLeast(b) => v >= b,
+            Bound::AtMost(b) => v <= b,
+        }
+    }
+}
+
+/// One of the default policy's targets: a named bound on one figure.
+#[derive(Clone, Copy, Debug)]
+pub struct Target {
+    /// The name `known-misses.txt` and the reports use.
+    pub name: &'static str,
+    /// The figure, for sentences.
+    pub figure_name: &'static str,
+    /// The bound the figure must meet.
+    pub bound: Bound,
+    figure: fn(&Metrics, &Metrics) -> Option<f64>,
+}
+
+impl Target {
+    /// The figure this target bounds, for `m` against `baseline` (the Crawlee policy's figures on the same
+    /// scenario); `None` where the target does not apply (recovery without a capacity step).
+    pub fn figure(&self, m: &Metrics, baseline: &Metrics) -> Option<f64> {
+        (self.figure)(m, baseline)
+    }
+}
+
+/// The default policy's targets: goodput, ooms, time_to_90, recovery, oscillation and vs_crawlee.
+pub const TARGETS: [Target; 6] = [
+    Target {
+        name: "goodput",
+        figure_name: "goodput over the oracle's",
+        bound: Bound::AtLeast(targets::GOODPUT_VS_ORACLE),
+        figure: |m, _| Some(m.goodput_vs_oracle),
+    },
+    Target {
+        name: "ooms",
+        figure_name: "OOMs",
+        bound: Bound::AtMost(0.0),
+        figure: |m, _| Some(f64::from(m.ooms)),
+    },
+    Target {
+        name: "time_to_90",
+        figure_name: "time to 90 % of the oracle's concurrency, s,",
+        bound: Bound::AtMost(targets::TIME_TO_90_S),
+        figure: |m, _| Some(m.time_to_90_s),
+    },
+    Target {
+        name: "recovery",
+        figure_name: "recovery after the capacity drop, s,",
+        bound: Bound::AtMost(targets::RECOVERY_S),
+        figure: |m, _| m.recovery_s,
+    },
+    Target {
+        name: "oscillation",
+        figure_name: "oscillation",
+        bound: Bound::AtMost(targets::OSCILLATION),
+        figure: |m, _| Some(m.oscillation),
+    },
+    Target {
+        name: "vs_crawlee",
+        figure_name: "goodput over the Crawlee policy's",
+        bound: Bound::AtLeast(1.0),
+        // Against a Crawlee policy that completed nothing, any goodput is at least as good.
+        figure: |m, b| (b.goodput > 0.0).then(|| m.goodput / b.goodput),
+    },
+];
+
+/// The target called `name`.
+pub fn target(name: &str) -> Option<&'static Target> {
+    TARGETS.iter().find(|t| t.name == name)
+}
+
 /// Every target `m` misses, as `(target, sentence)`; `baseline` is the Crawlee policy's figures on the same
-/// scenario. Targets are named `goodput`, `ooms`, `time_to_90`, `recovery`, `oscillation` and `vs_crawlee`.
+/// scenario.
 pub fn misses(m: &Metrics, baseline: &Metrics) -> Vec<(&'static str, String)> {
-    let mut out = Vec::new();
-    if m.goodput_vs_oracle < targets::GOODPUT_VS_ORACLE {
-        out.push((
-            "goodput",
-            format!(
-                "goodput {:.3} of the oracle < {}",
-                m.goodput_vs_oracle,
-                targets::GOODPUT_VS_ORACLE
-            ),
-        ));
-    }
-    if m.ooms > 0 {
-        out.push(("ooms", format!("{} OOM", m.ooms)));
-    }
-    if m.time_to_90_s > targets::TIME_TO_90_S {
-        let why = format!(
-            "time to 90 % {:.1} s > {} s",
-            m.time_to_90_s,
-            targets::TIME_TO_90_S
-        );
-        out.push(("time_to_90", why));
-    }
-    if let Some(r) = m.recovery_s
-        && r > targets::RECOVERY_S
-    {
-        out.push((
-            "recovery",
-            format!("recovery {r:.1} s > {} s", targets::RECOVERY_S),
-        ));
-    }
-    if m.oscillation > targets::OSCILLATION {
-        let why = format!(
-            "oscillation {:.3} > {}",
-            m.oscillation,
-            targets::OSCILLATION
-        );
-        out.push(("oscillation", why));
-    }
-    if m.goodput < baseline.goodput {
-        out.push((
-            "vs_crawlee",
-            format!(
-                "goodput {:.2}/s below the Crawlee policy's {:.2}/s",
-                m.goodput, baseline.goodput
-            ),
-        ));
-    }
-    out
+    TARGETS
+        .iter()
+        .filter_map(|t| {
+            let v = t.figure(m, baseline)?;
+            let (op, bound) = match t.bound {
+                Bound::AtLeast(b) => ("<", b),
+                Bound::AtMost(b) => (">", b),
+            };
+            (!t.bound.holds(v)).then(|| (t.name, format!("{} {v:.3} {op} {bound}", t.figure_name)))
+        })
+        .collect()
 }
 
 /// Runs `policy` on a scenario and scores it.

@@ -3,6 +3,7 @@
 use std::fmt::Write as _;
 
 use pool_core::{AdaptivePolicy, CrawleePolicy};
+use serde::Serialize;
 
 use crate::metrics::{Metrics, Oracles, Sweep, misses, oracles, score};
 use crate::model::RunResult;
@@ -99,45 +100,112 @@ pub fn table(results: &[ScenarioResult]) -> String {
     out
 }
 
-fn json_num(v: f64) -> String {
-    if v.is_finite() {
-        let s = format!("{v:.4}");
-        s.trim_end_matches('0').trim_end_matches('.').to_owned()
-    } else {
-        "null".to_owned()
-    }
+/// Rounds a figure to 4 decimals, so that `summary.json` diffs show real changes rather than float noise.
+fn round4(v: f64) -> f64 {
+    (v * 1e4).round() / 1e4
 }
 
-fn json_opt(v: Option<f64>) -> String {
-    v.map_or_else(|| "null".to_owned(), json_num)
+/// One row of `summary.json`: one policy on one scenario. Non-finite figures serialise as `null`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SummaryRow {
+    /// The scenario.
+    pub name: String,
+    /// The policy, one of [`POLICIES`].
+    pub policy: String,
+    /// Whether this is [`DEFAULT_POLICY`].
+    pub default: bool,
+    /// [`Metrics::goodput_vs_oracle`].
+    pub goodput_vs_oracle: f64,
+    /// [`Metrics::time_to_90_s`].
+    pub time_to_90_s: f64,
+    /// [`Metrics::peak_memory_vs_budget`].
+    pub peak_memory_vs_budget: f64,
+    /// [`Metrics::ooms`].
+    pub ooms: u32,
+    /// [`Metrics::recovery_s`].
+    pub recovery_s: Option<f64>,
+    /// [`Metrics::oscillation`].
+    pub oscillation: f64,
+    /// [`Metrics::share_429`].
+    pub share_429: Option<f64>,
+    /// [`Metrics::restore_s`].
+    pub restore_s: Option<f64>,
+    /// [`Metrics::goodput`], tasks/s.
+    pub goodput: f64,
+    /// The oracle's goodput, tasks/s.
+    pub oracle_goodput: f64,
+    /// The oracle's concurrency.
+    pub oracle_concurrency: usize,
+}
+
+/// `summary.json`'s whole document.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Summary {
+    /// Every scenario under every policy, in the table's order.
+    pub scenarios: Vec<SummaryRow>,
+}
+
+/// The summary of a suite run, figures rounded to 4 decimals.
+pub fn summary(results: &[ScenarioResult]) -> Summary {
+    let mut scenarios = Vec::new();
+    for r in results {
+        for (name, _, m) in &r.runs {
+            scenarios.push(SummaryRow {
+                name: r.scenario.name.clone(),
+                policy: (*name).to_owned(),
+                default: *name == DEFAULT_POLICY,
+                goodput_vs_oracle: round4(m.goodput_vs_oracle),
+                time_to_90_s: round4(m.time_to_90_s),
+                peak_memory_vs_budget: round4(m.peak_memory_vs_budget),
+                ooms: m.ooms,
+                recovery_s: m.recovery_s.map(round4),
+                oscillation: round4(m.oscillation),
+                share_429: m.share_429.map(round4),
+                restore_s: m.restore_s.map(round4),
+                goodput: round4(m.goodput),
+                oracle_goodput: round4(r.oracles.run.goodput),
+                oracle_concurrency: r.oracles.run.concurrency,
+            });
+        }
+    }
+    Summary { scenarios }
 }
 
 /// `summary.json`: `{"scenarios": [{"name", "policy", "default", "goodput_vs_oracle", ...}, ...]}`.
 pub fn summary_json(results: &[ScenarioResult]) -> String {
-    let mut rows = Vec::new();
-    for r in results {
-        for (name, _, m) in &r.runs {
-            rows.push(format!(
-                "    {{\"name\": \"{}\", \"policy\": \"{}\", \"default\": {}, \"goodput_vs_oracle\": {}, \
-                 \"time_to_90_s\": {}, \"peak_memory_vs_budget\": {}, \"ooms\": {}, \"recovery_s\": {}, \
-                 \"oscillation\": {}, \"share_429\": {}, \"restore_s\": {}, \"goodput\": {}, \"oracle_goodput\": {}, \
-                 \"oracle_concurrency\": {}}}",
-                r.scenario.name,
-                name,
-                *name == DEFAULT_POLICY,
-                json_num(m.goodput_vs_oracle),
-                json_num(m.time_to_90_s),
-                json_num(m.peak_memory_vs_budget),
-                m.ooms,
-                json_opt(m.recovery_s),
-                json_num(m.oscillation),
-                json_opt(m.share_429),
-                json_opt(m.restore_s),
-                json_num(m.goodput),
-                json_num(r.oracles.run.goodput),
-                r.oracles.run.concurrency,
-            ));
-        }
+    // Serialising plain numbers, strings and options cannot fail.
+    let mut text = serde_json::to_string_pretty(&summary(results)).expect("the summary serialises");
+    text.push('\n');
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summary_rows_round_to_four_decimals_and_write_missing_figures_as_null() {
+        let row = SummaryRow {
+            name: "x".into(),
+            policy: "adaptive".into(),
+            default: true,
+            goodput_vs_oracle: round4(0.123_456),
+            time_to_90_s: f64::NAN,
+            peak_memory_vs_budget: 0.5,
+            ooms: 0,
+            recovery_s: None,
+            oscillation: 0.0,
+            share_429: Some(0.25),
+            restore_s: None,
+            goodput: 1.0,
+            oracle_goodput: 2.0,
+            oracle_concurrency: 3,
+        };
+        let json: serde_json::Value = serde_json::to_value(&row).unwrap();
+        assert_eq!(json["goodput_vs_oracle"], 0.1235);
+        assert!(json["time_to_90_s"].is_null());
+        assert!(json["recovery_s"].is_null());
+        assert_eq!(json["default"], true);
+        assert_eq!(json["share_429"], 0.25);
     }
-    format!("{{\"scenarios\": [\n{}\n]}}\n", rows.join(",\n"))
 }

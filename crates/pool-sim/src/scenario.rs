@@ -1,21 +1,26 @@
-//! Scenarios: the system a policy is tested against, read from small `key = value` files.
+//! Scenarios: the system a policy is tested against, read from small TOML files.
 //!
-//! One file per scenario in `crates/pool-sim/scenarios/`, named `<name>.scenario`. Lines are `key = value`;
-//! `#` starts a comment. Values are numbers, except `description` (free text), `capacity_steps` (`time:factor`
-//! pairs, e.g. `120:0.5 240:1`) and `supply_off` (`from-to` spans in seconds, e.g. `30-45 90-120`). Unknown
-//! keys are errors, so a typo cannot silently fall back to a default.
+//! One file per scenario in `crates/pool-sim/scenarios/`, named `<name>.toml`, whose keys are [`Scenario`]'s
+//! fields; a missing key keeps [`Scenario::default`]'s value. Numbers must be non-negative;
+//! `capacity_steps` is a list of `[time_s, factor]` pairs and `supply_off` a list of `[from_s, to_s]` spans.
+//! Unknown keys are errors (`deny_unknown_fields`), so a typo cannot silently fall back to a default.
 
 use std::fmt;
 use std::path::Path;
 
+use serde::{Deserialize, Deserializer};
+
 /// One scenario: the run, the tasks, and the system they run on.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct Scenario {
     /// The file's stem.
+    #[serde(skip)]
     pub name: String,
     /// One line for the table and the docs.
     pub description: String,
     /// Simulated run length, seconds.
+    #[serde(deserialize_with = "non_negative")]
     pub duration_s: f64,
     /// The seed of every random draw.
     pub seed: u64,
@@ -25,53 +30,77 @@ pub struct Scenario {
     pub max_concurrency: usize,
     /// Desired concurrency at start.
     pub initial_desired: usize,
-    /// Steady state starts here (seconds); oscillation is measured from here to the end.
-    pub steady_from_s: f64,
+    /// Steady state starts here (seconds); oscillation is measured from here to the end. `None` is the
+    /// last third of the run ([`Scenario::steady_from`]).
+    #[serde(deserialize_with = "non_negative_opt")]
+    pub steady_from_s: Option<f64>,
     /// Task latency with nothing else running, seconds.
+    #[serde(deserialize_with = "non_negative")]
     pub task_s: f64,
     /// Log-sd of the per-task latency factor.
+    #[serde(deserialize_with = "non_negative")]
     pub task_jitter: f64,
     /// CPU capacity, cores.
+    #[serde(deserialize_with = "non_negative")]
     pub cpu_cores: f64,
     /// Cores one running task wants.
+    #[serde(deserialize_with = "non_negative")]
     pub cpu_per_task: f64,
     /// Queueing slowdown as utilisation nears 1: latency × (1 + q·u⁶).
+    #[serde(deserialize_with = "non_negative")]
     pub cpu_queueing: f64,
     /// Extra slowdown per unit of demand beyond capacity (context switches, cache thrash).
+    #[serde(deserialize_with = "non_negative")]
     pub cpu_contention: f64,
     /// Standard deviation of additive noise on CPU readings.
+    #[serde(deserialize_with = "non_negative")]
     pub cpu_noise: f64,
     /// Memory budget, MB: reaching it is an OOM that ends the run.
+    #[serde(deserialize_with = "non_negative")]
     pub mem_budget_mb: f64,
     /// Memory used with no task running, MB.
+    #[serde(deserialize_with = "non_negative")]
     pub mem_base_mb: f64,
     /// Memory one running task holds, MB (mean).
+    #[serde(deserialize_with = "non_negative")]
     pub mem_per_task_mb: f64,
     /// Relative spread of a task's memory (uniform ±).
+    #[serde(deserialize_with = "non_negative")]
     pub mem_task_jitter: f64,
     /// Swap/GC slowdown above 80 % of the budget: latency × (1 + p·((m − 0.8)/0.2)²).
+    #[serde(deserialize_with = "non_negative")]
     pub mem_pressure: f64,
     /// Standard deviation of additive noise on memory readings, MB.
+    #[serde(deserialize_with = "non_negative")]
     pub mem_noise_mb: f64,
     /// Downstream latency added per task in flight, seconds.
+    #[serde(deserialize_with = "non_negative")]
     pub ds_linear_s: f64,
     /// Downstream knee: past this many in flight, latency grows exponentially (0 = no knee).
+    #[serde(deserialize_with = "non_negative")]
     pub ds_knee: f64,
     /// Scale of the exponential past the knee, tasks.
+    #[serde(deserialize_with = "non_negative")]
     pub ds_knee_scale: f64,
     /// Coefficient of the exponential term, seconds.
+    #[serde(deserialize_with = "non_negative")]
     pub ds_knee_s: f64,
     /// Downstream answers 429 above this many accepted requests in flight (0 = no limit).
     pub ds_conc_limit: usize,
     /// Downstream answers 429 above this many accepted requests per second (0 = no limit).
+    #[serde(deserialize_with = "non_negative")]
     pub ds_rate_limit: f64,
     /// How long a 429 takes, seconds.
+    #[serde(deserialize_with = "non_negative")]
     pub ds_reject_s: f64,
     /// Scheduler lag with the CPU below capacity, ms.
+    #[serde(deserialize_with = "non_negative")]
     pub lag_base_ms: f64,
     /// Scheduler lag per unit of CPU demand beyond capacity, ms.
+    #[serde(deserialize_with = "non_negative")]
     pub lag_per_overload_ms: f64,
     /// Uniform random extra lag on every timer wake, ms.
+    #[serde(deserialize_with = "non_negative")]
     pub timer_jitter_ms: f64,
     /// `(time_s, factor)`: from `time_s`, CPU capacity is `cpu_cores × factor`.
     pub capacity_steps: Vec<(f64, f64)>,
@@ -89,7 +118,7 @@ impl Default for Scenario {
             min_concurrency: 1,
             max_concurrency: 200,
             initial_desired: 10,
-            steady_from_s: 200.0,
+            steady_from_s: None,
             task_s: 1.0,
             task_jitter: 0.2,
             cpu_cores: 1000.0,
@@ -119,121 +148,80 @@ impl Default for Scenario {
     }
 }
 
-/// A scenario file that could not be read.
+/// A scenario file that could not be read: not TOML, an unknown key, a bad value, or inconsistent settings.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ParseError {
-    /// 1-based line, 0 for the whole file.
+    /// 1-based line of the offending key or value, 0 for the whole file.
     pub line: usize,
-    /// What is wrong.
+    /// That line's text, trimmed, so that the message shows the key it is about (empty for the whole file).
+    pub text: String,
+    /// What is wrong, as a sentence.
     pub message: String,
 }
 
 impl fmt::Display for ParseError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "line {}: {}", self.line, self.message)
+        if self.line == 0 {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "line {} (`{}`): {}", self.line, self.text, self.message)
+        }
     }
 }
 
 impl std::error::Error for ParseError {}
 
+/// A number that must be finite and non-negative: a latency, a share, a size or a time.
+fn non_negative<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    let v = f64::deserialize(d)?;
+    if v.is_finite() && v >= 0.0 {
+        Ok(v)
+    } else {
+        Err(serde::de::Error::custom(format!(
+            "needs a non-negative number, got {v}"
+        )))
+    }
+}
+
+/// [`non_negative`], for a setting that may be left out.
+fn non_negative_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+    non_negative(d).map(Some)
+}
+
 impl Scenario {
-    /// Parses a scenario's text; `name` is usually the file stem.
+    /// Parses a scenario's TOML text; `name` is usually the file stem.
     ///
     /// # Errors
     ///
-    /// The first bad line: no `=`, an unknown key, a value that is not a number, or an inconsistent setting.
+    /// Text that is not TOML, an unknown key, a value of the wrong type or a negative number (with its line),
+    /// or settings that contradict each other (line 0).
     pub fn parse(name: &str, text: &str) -> Result<Scenario, ParseError> {
-        let mut s = Scenario {
-            name: name.to_owned(),
-            ..Scenario::default()
-        };
-        let mut steady_set = false;
-        for (idx, raw) in text.lines().enumerate() {
-            let line_no = idx + 1;
-            let err = |message: String| ParseError {
-                line: line_no,
-                message,
-            };
-            let line = match raw.split_once('#') {
-                Some((before, _)) if !raw.trim_start().starts_with("description") => before,
-                _ => raw,
+        let mut s: Scenario = toml::from_str(text).map_err(|e| {
+            // The error's span points at the offending key or value; its line is what an editor jumps to.
+            let line = e
+                .span()
+                .map_or(0, |span| text[..span.start].matches('\n').count() + 1);
+            ParseError {
+                line,
+                text: line
+                    .checked_sub(1)
+                    .and_then(|i| text.lines().nth(i))
+                    .unwrap_or("")
+                    .trim()
+                    .to_owned(),
+                message: e.message().trim_end().to_owned(),
             }
-            .trim();
-            if line.is_empty() {
-                continue;
-            }
-            let (key, value) = line
-                .split_once('=')
-                .ok_or_else(|| err(format!("expected `key = value`, got `{line}`")))?;
-            let (key, value) = (key.trim(), value.trim());
-            let num = || {
-                value
-                    .parse::<f64>()
-                    .ok()
-                    .filter(|v| v.is_finite() && *v >= 0.0)
-                    .ok_or_else(|| {
-                        err(format!(
-                            "`{key}` needs a non-negative number, got `{value}`"
-                        ))
-                    })
-            };
-            let int = || {
-                value
-                    .parse::<usize>()
-                    .map_err(|_| err(format!("`{key}` needs a whole number, got `{value}`")))
-            };
-            match key {
-                "description" => s.description = value.to_owned(),
-                "duration_s" => s.duration_s = num()?,
-                "seed" => {
-                    s.seed = value
-                        .parse()
-                        .map_err(|_| err(format!("`seed` needs a whole number, got `{value}`")))?;
-                }
-                "min_concurrency" => s.min_concurrency = int()?,
-                "max_concurrency" => s.max_concurrency = int()?,
-                "initial_desired" => s.initial_desired = int()?,
-                "steady_from_s" => {
-                    s.steady_from_s = num()?;
-                    steady_set = true;
-                }
-                "task_s" => s.task_s = num()?,
-                "task_jitter" => s.task_jitter = num()?,
-                "cpu_cores" => s.cpu_cores = num()?,
-                "cpu_per_task" => s.cpu_per_task = num()?,
-                "cpu_queueing" => s.cpu_queueing = num()?,
-                "cpu_contention" => s.cpu_contention = num()?,
-                "cpu_noise" => s.cpu_noise = num()?,
-                "mem_budget_mb" => s.mem_budget_mb = num()?,
-                "mem_base_mb" => s.mem_base_mb = num()?,
-                "mem_per_task_mb" => s.mem_per_task_mb = num()?,
-                "mem_task_jitter" => s.mem_task_jitter = num()?,
-                "mem_pressure" => s.mem_pressure = num()?,
-                "mem_noise_mb" => s.mem_noise_mb = num()?,
-                "ds_linear_s" => s.ds_linear_s = num()?,
-                "ds_knee" => s.ds_knee = num()?,
-                "ds_knee_scale" => s.ds_knee_scale = num()?,
-                "ds_knee_s" => s.ds_knee_s = num()?,
-                "ds_conc_limit" => s.ds_conc_limit = int()?,
-                "ds_rate_limit" => s.ds_rate_limit = num()?,
-                "ds_reject_s" => s.ds_reject_s = num()?,
-                "lag_base_ms" => s.lag_base_ms = num()?,
-                "lag_per_overload_ms" => s.lag_per_overload_ms = num()?,
-                "timer_jitter_ms" => s.timer_jitter_ms = num()?,
-                "capacity_steps" => s.capacity_steps = pairs(value, ':').map_err(err)?,
-                "supply_off" => s.supply_off = pairs(value, '-').map_err(err)?,
-                other => return Err(err(format!("unknown key `{other}`"))),
-            }
-        }
-        if !steady_set {
-            s.steady_from_s = s.duration_s * 2.0 / 3.0;
-        }
-        s.check()
-            .map_err(|message| ParseError { line: 0, message })?;
+        })?;
+        s.name = name.to_owned();
+        s.check().map_err(|message| ParseError {
+            line: 0,
+            text: String::new(),
+            message,
+        })?;
         Ok(s)
     }
 
-    /// Reads `<dir>/<name>.scenario` for every scenario file in `dir`, sorted by name.
+    /// Reads `<dir>/<name>.toml` for every scenario file in `dir`, sorted by name.
     ///
     /// # Errors
     ///
@@ -242,7 +230,7 @@ impl Scenario {
         let entries = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         let mut paths: Vec<_> = entries
             .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "scenario"))
+            .filter(|p| p.extension().is_some_and(|x| x == "toml"))
             .collect();
         paths.sort();
         let mut out = Vec::new();
@@ -252,6 +240,11 @@ impl Scenario {
             out.push(Scenario::parse(name, &text).map_err(|e| format!("{}: {e}", p.display()))?);
         }
         Ok(out)
+    }
+
+    /// Where the steady state starts, seconds: `steady_from_s`, or the last third of the run.
+    pub fn steady_from(&self) -> f64 {
+        self.steady_from_s.unwrap_or(self.duration_s * 2.0 / 3.0)
     }
 
     fn check(&self) -> Result<(), String> {
@@ -267,7 +260,7 @@ impl Scenario {
         if self.mem_budget_mb <= self.mem_base_mb {
             return Err("mem_budget_mb must exceed mem_base_mb".into());
         }
-        if self.steady_from_s >= self.duration_s {
+        if self.steady_from() >= self.duration_s {
             return Err("steady_from_s must be before the end of the run".into());
         }
         Ok(())
@@ -309,20 +302,6 @@ impl Scenario {
     }
 }
 
-fn pairs(value: &str, sep: char) -> Result<Vec<(f64, f64)>, String> {
-    value
-        .split_whitespace()
-        .map(|item| {
-            let (a, b) = item
-                .split_once(sep)
-                .ok_or_else(|| format!("expected `a{sep}b`, got `{item}`"))?;
-            let a: f64 = a.parse().map_err(|_| format!("bad number `{a}`"))?;
-            let b: f64 = b.parse().map_err(|_| format!("bad number `{b}`"))?;
-            Ok((a, b))
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -331,12 +310,14 @@ mod tests {
     fn parses_keys_lists_and_comments() {
         let s = Scenario::parse(
             "x",
-            "description = a # b\n# comment\nduration_s = 60 # trailing\ncapacity_steps = 10:0.5 20:1\nsupply_off = 5-6\n",
+            "description = \"a # b\"\n# comment\nduration_s = 60 # trailing\n\
+             capacity_steps = [[10, 0.5], [20, 1]]\nsupply_off = [[5, 6]]\n",
         )
         .unwrap();
+        assert_eq!(s.name, "x");
         assert_eq!(s.description, "a # b");
         assert_eq!(s.duration_s, 60.0);
-        assert_eq!(s.steady_from_s, 40.0);
+        assert_eq!(s.steady_from(), 40.0);
         assert_eq!(s.capacity_steps, vec![(10.0, 0.5), (20.0, 1.0)]);
         assert_eq!(s.cores_at(15.0), s.cpu_cores * 0.5);
         assert_eq!(s.capacity_drop(), Some((10.0, Some(20.0))));
@@ -345,14 +326,49 @@ mod tests {
     }
 
     #[test]
-    fn rejects_unknown_keys_and_bad_values() {
-        assert_eq!(Scenario::parse("x", "tsak_s = 1").unwrap_err().line, 1);
+    fn an_unknown_key_is_rejected_with_its_line_and_name() {
+        let err = Scenario::parse("x", "task_s = 1\ntsak_s = 1\n").unwrap_err();
+        assert_eq!(err.line, 2);
+        assert!(err.message.contains("unknown field `tsak_s`"), "{err}");
         assert!(
-            Scenario::parse("x", "\ntask_s = fast")
-                .unwrap_err()
-                .message
-                .contains("task_s")
+            err.message.contains("`task_s`"),
+            "the message lists the known keys: {err}"
         );
-        assert!(Scenario::parse("x", "initial_desired = 500").is_err());
+    }
+
+    #[test]
+    fn a_value_of_the_wrong_type_is_rejected_with_its_line() {
+        let err = Scenario::parse("x", "\ntask_s = \"fast\"").unwrap_err();
+        assert_eq!(err.line, 2);
+        assert!(
+            err.message.contains("invalid type: string \"fast\""),
+            "{err}"
+        );
+        assert!(
+            err.to_string()
+                .starts_with("line 2 (`task_s = \"fast\"`): "),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_negative_number_is_rejected_with_a_sentence() {
+        let err = Scenario::parse("x", "cpu_cores = -4").unwrap_err();
+        assert_eq!(err.line, 1);
+        assert_eq!(err.message, "needs a non-negative number, got -4");
+        let err = Scenario::parse("x", "min_concurrency = -1").unwrap_err();
+        assert!(err.message.contains("invalid value: integer `-1`"), "{err}");
+    }
+
+    #[test]
+    fn inconsistent_settings_are_rejected_for_the_whole_file() {
+        let err = Scenario::parse("x", "initial_desired = 500").unwrap_err();
+        assert_eq!(err.line, 0);
+        assert_eq!(err.to_string(), "need initial_desired <= max_concurrency");
+        let err = Scenario::parse("x", "duration_s = 60\nsteady_from_s = 90").unwrap_err();
+        assert_eq!(
+            err.message,
+            "steady_from_s must be before the end of the run"
+        );
     }
 }

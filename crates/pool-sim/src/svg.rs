@@ -1,122 +1,147 @@
-//! A small SVG renderer: one figure per scenario with desired and running concurrency per policy,
-//! throughput, and the CPU, memory and 429 signals over time.
+//! The figures, drawn with plotters: one SVG per scenario with desired and running concurrency per policy,
+//! throughput, and the CPU and memory signals over time.
 
-use std::fmt::Write as _;
+use std::error::Error;
 
+use plotters::coord::Shift;
+use plotters::coord::types::RangedCoordf64;
+use plotters::prelude::*;
+
+use crate::model::{RunResult, Sample};
 use crate::report::ScenarioResult;
 
-const W: f64 = 760.0;
-const PANEL_H: f64 = 150.0;
-const LEFT: f64 = 56.0;
-const RIGHT: f64 = 16.0;
-const TOP: f64 = 34.0;
-const GAP: f64 = 34.0;
+/// The figure's size in pixels: a heading, then three panels stacked.
+const SIZE: (u32, u32) = (800, 760);
+/// The heading's height: the title line and the legend line.
+const HEADING: u32 = 44;
 
-struct Panel<'a> {
-    title: &'a str,
-    y_max: f64,
-    top: f64,
-}
+/// Crawlee's policy in red and the adaptive one in blue, the colours the docs' captions name.
+const CRAWLEE: RGBColor = RGBColor(214, 39, 40);
+const ADAPTIVE: RGBColor = RGBColor(31, 119, 180);
+const OTHER: RGBColor = RGBColor(85, 85, 85);
+/// The oracle's (or the capacity's) reference line.
+const REFERENCE: RGBColor = RGBColor(150, 150, 150);
 
-impl Panel<'_> {
-    fn x(&self, t: f64, t_max: f64) -> f64 {
-        LEFT + (W - LEFT - RIGHT) * t / t_max.max(1e-9)
-    }
-    fn y(&self, v: f64) -> f64 {
-        self.top + PANEL_H * (1.0 - (v / self.y_max.max(1e-9)).clamp(0.0, 1.05))
+fn color(policy: &str) -> RGBColor {
+    match policy {
+        "crawlee" => CRAWLEE,
+        "adaptive" => ADAPTIVE,
+        _ => OTHER,
     }
 }
 
-fn polyline(
-    out: &mut String,
-    p: &Panel<'_>,
+/// One panel's chart over `0..t_max` seconds and `0..y_max`.
+type Chart<'a, 'b> = ChartContext<'a, SVGBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+fn panel<'a, 'b>(
+    area: &'a DrawingArea<SVGBackend<'b>, Shift>,
+    caption: &str,
     t_max: f64,
-    pts: &[(f64, f64)],
-    color: &str,
-    dash: bool,
-) {
-    let mut d = String::new();
-    for (t, v) in pts {
-        let _ = write!(d, "{:.1},{:.1} ", p.x(*t, t_max), p.y(*v));
-    }
-    let dash = if dash {
-        " stroke-dasharray=\"4 3\""
-    } else {
-        ""
+    y_max: f64,
+) -> Result<Chart<'a, 'b>, Box<dyn Error>> {
+    let mut chart = ChartBuilder::on(area)
+        .caption(caption, ("sans-serif", 13))
+        .margin(8)
+        .x_label_area_size(22)
+        .y_label_area_size(48)
+        .build_cartesian_2d(0f64..t_max, 0f64..y_max)?;
+    // Counts and rates read as whole numbers; shares need two decimals.
+    let y_label = move |v: &f64| {
+        if y_max >= 10.0 {
+            format!("{v:.0}")
+        } else {
+            format!("{v:.2}")
+        }
     };
-    let _ = writeln!(
-        out,
-        "<polyline fill=\"none\" stroke=\"{color}\" stroke-width=\"1.3\"{dash} points=\"{}\"/>",
-        d.trim_end()
-    );
+    chart
+        .configure_mesh()
+        .max_light_lines(0)
+        .bold_line_style(RGBColor(235, 235, 235))
+        .x_label_formatter(&|t| format!("{t:.0}s"))
+        .y_label_formatter(&y_label)
+        .label_style(("sans-serif", 11))
+        .draw()?;
+    Ok(chart)
 }
 
-fn frame(out: &mut String, p: &Panel<'_>, t_max: f64, legend: &[(&str, &str)]) {
-    let (x0, x1) = (LEFT, W - RIGHT);
-    let _ = writeln!(
-        out,
-        "<rect x=\"{x0}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{PANEL_H}\" fill=\"none\" stroke=\"#999\"/>",
-        p.top,
-        x1 - x0
-    );
-    let _ = writeln!(
-        out,
-        "<text x=\"{x0}\" y=\"{:.1}\" font-size=\"12\">{}</text>",
-        p.top - 5.0,
-        p.title
-    );
-    for k in 0..=4 {
-        let v = p.y_max * f64::from(k) / 4.0;
-        let y = p.y(v);
-        let _ = writeln!(
-            out,
-            "<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"10\" text-anchor=\"end\">{}</text>",
-            x0 - 4.0,
-            y + 3.0,
-            if p.y_max >= 10.0 {
-                format!("{v:.0}")
-            } else {
-                format!("{v:.2}")
-            }
-        );
-    }
-    let step = if t_max > 400.0 { 120.0 } else { 60.0 };
-    let mut t = 0.0;
-    while t <= t_max + 1e-9 {
-        let _ = writeln!(
-            out,
-            "<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"10\" text-anchor=\"middle\">{t:.0}s</text>",
-            p.x(t, t_max),
-            p.top + PANEL_H + 12.0
-        );
-        t += step;
-    }
-    let mut lx = x1 - 8.0;
-    for (name, color) in legend.iter().rev() {
-        let _ = writeln!(
-            out,
-            "<text x=\"{lx:.1}\" y=\"{:.1}\" font-size=\"11\" text-anchor=\"end\" fill=\"{color}\">{name}</text>",
-            p.top - 5.0
-        );
-        lx -= 9.0 + 6.5 * name.len() as f64;
-    }
+/// A grey dashed horizontal line at `y` across the run: the oracle, or full capacity.
+fn reference<'a, 'b: 'a>(
+    chart: &mut Chart<'a, 'b>,
+    t_max: f64,
+    y: f64,
+) -> Result<(), Box<dyn Error>> {
+    chart.draw_series(DashedLineSeries::new(
+        [(0.0, y), (t_max, y)],
+        6,
+        6,
+        REFERENCE.stroke_width(1),
+    ))?;
+    Ok(())
 }
 
-/// Renders one scenario's figure.
-pub fn render(r: &ScenarioResult) -> String {
+/// A policy's series: its main figure bold, or its second figure of the panel light.
+fn series<'a, 'b: 'a>(
+    chart: &mut Chart<'a, 'b>,
+    points: Vec<(f64, f64)>,
+    policy: &str,
+    light: bool,
+) -> Result<(), Box<dyn Error>> {
+    // The second figure is a pale solid line rather than a dashed one: plotters draws every dash as its own
+    // element, which made the figures six times larger for no gain in reading.
+    let style = if light {
+        color(policy).mix(0.45).stroke_width(1)
+    } else {
+        color(policy).stroke_width(2)
+    };
+    chart.draw_series(LineSeries::new(points, style))?;
+    Ok(())
+}
+
+/// `f` over a trailing 5 s window, at each sample.
+fn mean_5s(run: &RunResult, f: impl Fn(&Sample) -> f64) -> Vec<(f64, f64)> {
+    run.series
+        .iter()
+        .enumerate()
+        .map(|(k, s)| {
+            let w = &run.series[k.saturating_sub(4)..=k];
+            (s.t, w.iter().map(&f).sum::<f64>() / w.len() as f64)
+        })
+        .collect()
+}
+
+/// The title, then one legend line: each policy's name in its colour.
+fn heading(
+    area: &DrawingArea<SVGBackend<'_>, Shift>,
+    r: &ScenarioResult,
+) -> Result<(), Box<dyn Error>> {
+    let title = format!("{}: {}", r.scenario.name, r.scenario.description);
+    area.draw(&Text::new(
+        title,
+        (12, 6),
+        ("sans-serif", 15).into_font().style(FontStyle::Bold),
+    ))?;
+    let mut x = 12;
+    for (name, _, _) in &r.runs {
+        let style = ("sans-serif", 13).into_font().color(&color(name));
+        area.draw(&Text::new(format!("■ {name}"), (x, 26), style))?;
+        x += 20 + 8 * name.len() as i32;
+    }
+    Ok(())
+}
+
+/// Renders one scenario's figure as SVG text.
+///
+/// # Errors
+///
+/// A drawing error from plotters (which, drawing into a string, has no IO to fail).
+pub fn render(r: &ScenarioResult) -> Result<String, Box<dyn Error>> {
     let sc = &r.scenario;
     let t_max = sc.duration_s;
-    let colors = [("crawlee", "#d62728"), ("adaptive", "#1f77b4")];
-    let color = |name: &str| {
-        colors
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map_or("#555", |(_, c)| *c)
-    };
     let c_max = r
         .runs
         .iter()
         .flat_map(|(_, run, _)| run.series.iter().map(|s| s.desired.max(s.running)))
+        .chain([r.oracles.run.concurrency])
         .max()
         .unwrap_or(1) as f64;
     let thr_max = r
@@ -124,103 +149,67 @@ pub fn render(r: &ScenarioResult) -> String {
         .iter()
         .flat_map(|(_, run, _)| run.series.iter().map(|s| (s.completed + s.rejected) as f64))
         .fold(r.oracles.run.goodput, f64::max);
-    let h = TOP + 3.0 * (PANEL_H + GAP) + 10.0;
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{W}\" height=\"{h:.0}\" viewBox=\"0 0 {W} {h:.0}\" \
-         font-family=\"sans-serif\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>"
-    );
-    let _ = writeln!(
-        out,
-        "<text x=\"{LEFT}\" y=\"16\" font-size=\"14\" font-weight=\"bold\">{}: {}</text>",
-        sc.name, sc.description
-    );
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
+        root.fill(&WHITE)?;
+        let (top, body) = root.split_vertically(HEADING);
+        heading(&top, r)?;
+        let panels = body.split_evenly((3, 1));
 
-    // Panel 1: concurrency.
-    let p = Panel {
-        title: "concurrency: desired (solid), running (dashed), oracle (grey)",
-        y_max: c_max * 1.05,
-        top: TOP,
-    };
-    frame(&mut out, &p, t_max, &colors);
-    let oy = p.y(r.oracles.run.concurrency as f64);
-    let _ = writeln!(
-        out,
-        "<line x1=\"{LEFT}\" x2=\"{:.1}\" y1=\"{oy:.1}\" y2=\"{oy:.1}\" stroke=\"#aaa\" stroke-dasharray=\"2 2\"/>",
-        W - RIGHT
-    );
-    for (name, run, _) in &r.runs {
-        let d: Vec<_> = run.series.iter().map(|s| (s.t, s.desired as f64)).collect();
-        let c: Vec<_> = run.series.iter().map(|s| (s.t, s.running as f64)).collect();
-        polyline(&mut out, &p, t_max, &d, color(name), false);
-        polyline(&mut out, &p, t_max, &c, color(name), true);
-    }
-
-    // Panel 2: throughput (5 s moving average), goodput solid, 429s dashed.
-    let p = Panel {
-        title: "completions/s (5 s mean; oracle grey), 429s/s dashed",
-        y_max: thr_max * 1.1,
-        top: TOP + PANEL_H + GAP,
-    };
-    frame(&mut out, &p, t_max, &colors);
-    let oy = p.y(r.oracles.run.goodput);
-    let _ = writeln!(
-        out,
-        "<line x1=\"{LEFT}\" x2=\"{:.1}\" y1=\"{oy:.1}\" y2=\"{oy:.1}\" stroke=\"#aaa\" stroke-dasharray=\"2 2\"/>",
-        W - RIGHT
-    );
-    for (name, run, _) in &r.runs {
-        let avg = |f: &dyn Fn(&crate::model::Sample) -> f64| -> Vec<(f64, f64)> {
-            run.series
-                .iter()
-                .enumerate()
-                .map(|(k, s)| {
-                    let from = k.saturating_sub(4);
-                    let w = &run.series[from..=k];
-                    (s.t, w.iter().map(f).sum::<f64>() / w.len() as f64)
-                })
-                .collect()
-        };
-        polyline(
-            &mut out,
-            &p,
+        let mut chart = panel(
+            &panels[0],
+            "concurrency: desired (bold), running (pale), oracle (grey)",
             t_max,
-            &avg(&|s| s.completed as f64),
-            color(name),
-            false,
-        );
-        if run.rejected > 0 {
-            polyline(
-                &mut out,
-                &p,
-                t_max,
-                &avg(&|s| s.rejected as f64),
-                color(name),
-                true,
-            );
+            c_max * 1.1,
+        )?;
+        reference(&mut chart, t_max, r.oracles.run.concurrency as f64)?;
+        for (name, run, _) in &r.runs {
+            let desired = run.series.iter().map(|s| (s.t, s.desired as f64)).collect();
+            let running = run.series.iter().map(|s| (s.t, s.running as f64)).collect();
+            series(&mut chart, running, name, true)?;
+            series(&mut chart, desired, name, false)?;
         }
-    }
 
-    // Panel 3: signals, as shares of capacity.
-    let p = Panel {
-        title: "CPU demand/capacity (solid), memory/budget (dashed)",
-        y_max: 1.5,
-        top: TOP + 2.0 * (PANEL_H + GAP),
-    };
-    frame(&mut out, &p, t_max, &colors);
-    let oy = p.y(1.0);
-    let _ = writeln!(
-        out,
-        "<line x1=\"{LEFT}\" x2=\"{:.1}\" y1=\"{oy:.1}\" y2=\"{oy:.1}\" stroke=\"#aaa\" stroke-dasharray=\"2 2\"/>",
-        W - RIGHT
-    );
-    for (name, run, _) in &r.runs {
-        let cpu: Vec<_> = run.series.iter().map(|s| (s.t, s.cpu)).collect();
-        let mem: Vec<_> = run.series.iter().map(|s| (s.t, s.memory)).collect();
-        polyline(&mut out, &p, t_max, &cpu, color(name), false);
-        polyline(&mut out, &p, t_max, &mem, color(name), true);
+        let mut chart = panel(
+            &panels[1],
+            "completions/s (bold, 5 s mean; oracle grey), 429s/s (pale)",
+            t_max,
+            thr_max * 1.1,
+        )?;
+        reference(&mut chart, t_max, r.oracles.run.goodput)?;
+        for (name, run, _) in &r.runs {
+            // A policy that met no 429 would only add a flat line along the axis.
+            if run.rejected > 0 {
+                series(&mut chart, mean_5s(run, |s| s.rejected as f64), name, true)?;
+            }
+            series(
+                &mut chart,
+                mean_5s(run, |s| s.completed as f64),
+                name,
+                false,
+            )?;
+        }
+
+        let mut chart = panel(
+            &panels[2],
+            "CPU demand/capacity (bold), memory/budget (pale)",
+            t_max,
+            1.5,
+        )?;
+        reference(&mut chart, t_max, 1.0)?;
+        for (name, run, _) in &r.runs {
+            // Readings past the panel's top are drawn at it, as before, so that no line leaves its panel.
+            let cpu = run.series.iter().map(|s| (s.t, s.cpu.min(1.5))).collect();
+            let mem = run
+                .series
+                .iter()
+                .map(|s| (s.t, s.memory.min(1.5)))
+                .collect();
+            series(&mut chart, mem, name, true)?;
+            series(&mut chart, cpu, name, false)?;
+        }
+        root.present()?;
     }
-    out.push_str("</svg>\n");
-    out
+    Ok(svg)
 }
