@@ -1,14 +1,12 @@
-//! A pool on async-std working through 200 jobs of 20 ms each. Run with
-//! `cargo run -p pool-async-std --example basic`.
+//! A pool on smol working through 200 jobs of 20 ms each. Run with `cargo run -p pool-smol --example smol_basic`.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use pool_async_std::{AutoscaledPool, ConcurrencySettings};
+use pool_smol::{AutoscaledPool, ConcurrencySettings};
 
-#[async_std::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+fn main() -> Result<(), Box<dyn std::error::Error>> {
     let queue: Arc<Mutex<VecDeque<u32>>> = Arc::new(Mutex::new((0..200).collect()));
     let (take, peek, done) = (queue.clone(), queue.clone(), queue.clone());
     let pool = AutoscaledPool::builder()
@@ -17,7 +15,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             let job = take.lock().unwrap().pop_front();
             async move {
                 if job.is_some() {
-                    async_std::task::sleep(Duration::from_millis(20)).await;
+                    smol::Timer::after(Duration::from_millis(20)).await;
                 }
                 Ok::<(), std::io::Error>(())
             }
@@ -31,7 +29,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             async move { Ok(finished) }
         })
         .build()?;
-    let report = pool.run().await?;
+    let report = smol::block_on(pool.run())?;
     println!(
         "{} jobs in {:.2} s, peak concurrency {}",
         report.succeeded,

@@ -1,5 +1,5 @@
 //! A pool on tokio's multi-thread runtime working through a queue of 200 jobs of 20 ms each, printing how
-//! concurrency moved. Run with `cargo run -p pool-tokio --example basic`.
+//! concurrency moved. Run with `cargo run -p pool-tokio --example tokio_basic`.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
