@@ -266,24 +266,21 @@ mod tests {
         );
     }
 
-    #[test]
-    fn every_module_has_a_module_doc() {
-        assert_clean(missing_module_docs(&repo_files()));
+    /// One test per rule over the repository's source files, named after what the rule pins.
+    macro_rules! source_rules {
+        ($($name:ident => $check:ident,)*) => {$(
+            #[test]
+            fn $name() {
+                assert_clean($check(&repo_files()));
+            }
+        )*};
     }
 
-    #[test]
-    fn no_ignored_or_should_panic_tests_or_unfinished_code() {
-        assert_clean(forbidden_markers(&repo_files()));
-    }
-
-    #[test]
-    fn pool_core_reads_no_clock_and_names_no_runtime() {
-        assert_clean(core_impurities(&repo_files()));
-    }
-
-    #[test]
-    fn no_source_file_under_crates_src_is_over_the_line_limit() {
-        assert_clean(long_files(&repo_files()));
+    source_rules! {
+        every_module_has_a_module_doc => missing_module_docs,
+        no_ignored_or_should_panic_tests_or_unfinished_code => forbidden_markers,
+        pool_core_reads_no_clock_and_names_no_runtime => core_impurities,
+        no_source_file_under_crates_src_is_over_the_line_limit => long_files,
     }
 
     #[test]
@@ -298,9 +295,13 @@ mod tests {
     fn checks_flag_planted_violations() {
         let core = "//! A.\n// Instant::now is fine here.\nInstant::now()\n".to_owned();
         let other = format!("\nfn b() {{}}\n{}]\n", MARKERS[0].0);
+        let long = "//! A.\n".repeat(MAX_SOURCE_LINES + 1);
         let files = [
             ("crates/pool-core/src/a.rs", core),
             ("xtask/src/b.rs", other),
+            ("crates/pool-x/src/long.rs", long.clone()),
+            // Tests are exempt from the length limit.
+            ("crates/pool-x/tests/long.rs", long),
         ]
         .map(|(path, text)| SourceFile {
             path: path.into(),
@@ -318,17 +319,8 @@ mod tests {
             located(core_impurities(&files)),
             ["crates/pool-core/src/a.rs:3"]
         );
-
-        let long = SourceFile {
-            path: "crates/pool-x/src/long.rs".into(),
-            text: "//! A.\n".repeat(MAX_SOURCE_LINES + 1),
-        };
-        let long_test = SourceFile {
-            path: "crates/pool-x/tests/long.rs".into(),
-            text: long.text.clone(),
-        };
         assert_eq!(
-            located(long_files(&[long, long_test])),
+            located(long_files(&files)),
             [format!(
                 "crates/pool-x/src/long.rs:{}",
                 MAX_SOURCE_LINES + 1

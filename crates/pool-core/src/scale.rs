@@ -121,43 +121,37 @@ pub trait ScalingPolicy {
     }
 }
 
-impl<P: ScalingPolicy + ?Sized> ScalingPolicy for &mut P {
-    fn decide(&mut self, input: &ScaleInput<'_>) -> Scale {
-        (**self).decide(input)
-    }
-    fn reset(&mut self, now: Instant) {
-        (**self).reset(now)
-    }
-    fn admit_under_overload(
-        &self,
-        overloaded: SignalSet,
-        current: usize,
-        min: usize,
-        desired: usize,
-    ) -> bool {
-        (**self).admit_under_overload(overloaded, current, min, desired)
-    }
+/// Forwards every method of [`ScalingPolicy`] to the policy a pointer holds, so a borrowed or boxed policy is a
+/// policy; written once so that a method added to the trait cannot be forgotten in one of them.
+macro_rules! forward_policy {
+    ($(#[$attr:meta])* $ptr:ty) => {
+        $(#[$attr])*
+        impl<P: ScalingPolicy + ?Sized> ScalingPolicy for $ptr {
+            fn decide(&mut self, input: &ScaleInput<'_>) -> Scale {
+                (**self).decide(input)
+            }
+            fn reset(&mut self, now: Instant) {
+                (**self).reset(now)
+            }
+            fn admit_under_overload(
+                &self,
+                overloaded: SignalSet,
+                current: usize,
+                min: usize,
+                desired: usize,
+            ) -> bool {
+                (**self).admit_under_overload(overloaded, current, min, desired)
+            }
+        }
+    };
 }
 
-/// A boxed policy, so the policy can be chosen at run time (by configuration) rather than by type.
-#[cfg(feature = "alloc")]
-impl<P: ScalingPolicy + ?Sized> ScalingPolicy for alloc::boxed::Box<P> {
-    fn decide(&mut self, input: &ScaleInput<'_>) -> Scale {
-        (**self).decide(input)
-    }
-    fn reset(&mut self, now: Instant) {
-        (**self).reset(now)
-    }
-    fn admit_under_overload(
-        &self,
-        overloaded: SignalSet,
-        current: usize,
-        min: usize,
-        desired: usize,
-    ) -> bool {
-        (**self).admit_under_overload(overloaded, current, min, desired)
-    }
-}
+forward_policy!(&mut P);
+forward_policy!(
+    /// A boxed policy, so the policy can be chosen at run time (by configuration) rather than by type.
+    #[cfg(feature = "alloc")]
+    alloc::boxed::Box<P>
+);
 
 /// Crawlee's controller, exactly (crawlee-python 1.11.0 `_autoscale`, crawlee JS 3.18 `_autoscale`).
 ///

@@ -160,42 +160,31 @@ impl SystemInfo {
 
     /// The overloaded signals.
     pub fn overloaded(&self) -> SignalSet {
-        let mut set = SignalSet::EMPTY;
-        for (id, info) in [
-            (SignalId::Cpu, &self.cpu),
-            (SignalId::Memory, &self.memory),
-            (SignalId::EventLoop, &self.event_loop),
-            (SignalId::Client, &self.client),
-        ] {
-            if info.is_overloaded() {
-                set.insert(id);
-            }
-        }
-        for (i, c) in self.custom.iter().enumerate() {
-            if c.info.is_overloaded() {
-                set.insert(SignalId::Custom(i as u8));
-            }
-        }
-        set
+        self.select(LoadRatioInfo::is_overloaded)
     }
 
     /// The signals whose sensors have gone quiet.
     pub fn stale(&self) -> SignalSet {
-        let mut set = SignalSet::EMPTY;
-        for (id, info) in [
+        self.select(|info| info.stale)
+    }
+
+    /// Every signal's verdict with its id: the four built-ins, then the custom ones in registration order.
+    pub fn signals(&self) -> impl Iterator<Item = (SignalId, &LoadRatioInfo)> {
+        let builtin = [
             (SignalId::Cpu, &self.cpu),
             (SignalId::Memory, &self.memory),
             (SignalId::EventLoop, &self.event_loop),
             (SignalId::Client, &self.client),
-        ] {
-            if info.stale {
-                set.insert(id);
-            }
-        }
-        for (i, c) in self.custom.iter().enumerate() {
-            if c.info.stale {
-                set.insert(SignalId::Custom(i as u8));
-            }
+        ];
+        let custom =
+            (self.custom.iter().enumerate()).map(|(i, c)| (SignalId::Custom(i as u8), &c.info));
+        builtin.into_iter().chain(custom)
+    }
+
+    fn select(&self, pick: impl Fn(&LoadRatioInfo) -> bool) -> SignalSet {
+        let mut set = SignalSet::EMPTY;
+        for (id, _) in self.signals().filter(|(_, info)| pick(info)) {
+            set.insert(id);
         }
         set
     }

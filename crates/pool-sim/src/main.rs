@@ -28,7 +28,7 @@ struct Cli {
     #[arg(long)]
     fast: bool,
     /// The directory of `*.toml` scenario files.
-    #[arg(long, value_name = "DIR", default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios"))]
+    #[arg(long, value_name = "DIR", default_value = Scenario::BUNDLED_DIR)]
     scenarios: PathBuf,
     /// Where `summary.json` goes.
     #[arg(long, value_name = "DIR", default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/sim"))]

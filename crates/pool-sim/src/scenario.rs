@@ -221,6 +221,21 @@ impl Scenario {
         Ok(s)
     }
 
+    /// The directory of the scenarios that ship with this crate (`crates/pool-sim/scenarios`).
+    pub const BUNDLED_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios");
+
+    /// The bundled scenario called `name`.
+    ///
+    /// # Errors
+    ///
+    /// What [`Scenario::load_dir`] reports, or a sentence saying no bundled scenario has that name.
+    pub fn bundled(name: &str) -> Result<Scenario, String> {
+        Scenario::load_dir(Path::new(Self::BUNDLED_DIR))?
+            .into_iter()
+            .find(|s| s.name == name)
+            .ok_or_else(|| format!("no bundled scenario is called `{name}`"))
+    }
+
     /// Reads `<dir>/<name>.toml` for every scenario file in `dir`, sorted by name.
     ///
     /// # Errors

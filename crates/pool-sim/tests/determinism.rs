@@ -5,12 +5,7 @@ use pool_sim::model::{Control, run};
 use pool_sim::scenario::Scenario;
 
 fn scenario(name: &str) -> Scenario {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
-    Scenario::load_dir(&dir)
-        .unwrap()
-        .into_iter()
-        .find(|s| s.name == name)
-        .unwrap()
+    Scenario::bundled(name).unwrap()
 }
 
 #[test]

@@ -151,8 +151,7 @@ impl<T: Future> Slots<T> {
             };
             slot.cancelling = true;
             if cancel(task) {
-                slot.task.set(None);
-                self.free.push_back(idx);
+                drop_task(slot, idx, &mut self.free);
                 dropped += 1;
             }
         }
@@ -182,13 +181,19 @@ impl<T: Future> Slots<T> {
             slot.timed_out = true;
             slot.cancelling = true;
             if cancel(task) {
-                slot.task.set(None);
-                self.free.push_back(idx);
+                drop_task(slot, idx, &mut self.free);
                 dropped += 1;
             }
         }
         dropped
     }
+}
+
+/// Drops slot `idx`'s task, which its launcher said may simply be dropped, and frees the slot.
+#[inline]
+fn drop_task<T>(slot: &mut Slot<T>, idx: usize, free: &mut VecDeque<usize>) {
+    slot.task.set(None);
+    free.push_back(idx);
 }
 
 /// Polls slot `idx`; when its task ends, frees the slot and says how the task ended.
@@ -203,8 +208,7 @@ fn poll<T: Future>(
     let Poll::Ready(output) = task.poll(&mut Context::from_waker(&slot.waker)) else {
         return None;
     };
-    slot.task.set(None);
-    free.push_back(idx);
+    drop_task(slot, idx, free);
     Some(Ended {
         output,
         cancelling: slot.cancelling,
