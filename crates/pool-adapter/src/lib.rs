@@ -47,10 +47,10 @@ pub mod api {
     pub use pool_core::metrics;
     pub use pool_core::{
         AdaptivePolicy, AdaptiveSettings, ConcurrencySettings, ConfigError, CrawleePolicy,
-        DrainTimeout, Event, EventSink, FnSink, Handle, MemoryBudget, PoolConfig, PoolError,
-        Refusal, RunError, RunReport, ScaleDecision, ScalingPolicy, ScalingSettings, SignalId,
-        SnapshotSettings, StatusRecord, StatusSettings, SystemInfo, TaskMode, TaskPanic,
-        TimeoutPolicy, TracingSink,
+        DrainTimeout, Event, EventSink, FnSink, Handle, MemoryBudget, Outcome, PoolConfig,
+        PoolError, Refusal, RunError, RunReport, ScaleDecision, ScalingPolicy, ScalingSettings,
+        SignalId, SnapshotSettings, StatusRecord, StatusSettings, SystemInfo, TaskMode, TaskPanic,
+        ThrottleSettings, TimeoutPolicy, TracingSink,
     };
     pub use pool_sensors::{
         ClientErrors, CpuMode, LoadSignal, SensorSettings, SystemSensors,

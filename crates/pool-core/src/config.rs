@@ -237,6 +237,34 @@ pub enum TimeoutPolicy {
     FailPool,
 }
 
+/// How starts wait after the service behind the tasks throttled one ([`Outcome::Throttled`](crate::Outcome)).
+///
+/// A throttle with a retry-after holds every new start until it has passed. One without spaces starts: the
+/// next may begin after `backoff_base`, doubling with each throttle in a row up to `backoff_max`, each wait
+/// drawn between half and all of its nominal length (deterministically, from `seed`) so that many clients
+/// do not retry in step. A success ends the streak.
+///
+/// Defaults: 100 ms, doubling to 10 s at most.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ThrottleSettings {
+    /// The wait after the first throttle of a streak.
+    pub backoff_base: Duration,
+    /// The longest wait, however long the streak.
+    pub backoff_max: Duration,
+    /// Seeds the jitter, so runs are reproducible.
+    pub seed: u64,
+}
+
+impl Default for ThrottleSettings {
+    fn default() -> Self {
+        ThrottleSettings {
+            backoff_base: Duration::from_millis(100),
+            backoff_max: Duration::from_secs(10),
+            seed: 0x5eed,
+        }
+    }
+}
+
 /// Everything the machine needs, validated as a whole by [`PoolConfig::validate`].
 #[derive(Clone, Copy, Debug, PartialEq, Default)]
 pub struct PoolConfig {
@@ -252,6 +280,8 @@ pub struct PoolConfig {
     pub task_timeout: Option<Duration>,
     /// What a timeout does.
     pub timeout_policy: TimeoutPolicy,
+    /// How starts wait after a throttled task.
+    pub throttle: ThrottleSettings,
 }
 
 impl PoolConfig {
@@ -308,6 +338,10 @@ impl PoolConfig {
             st.client_overload_threshold,
             Range::Closed,
         )?;
+        nonzero("backoff_base", self.throttle.backoff_base)?;
+        if self.throttle.backoff_max < self.throttle.backoff_base {
+            return Err(ConfigError::BackoffMaxBelowBase);
+        }
         let sn = &self.snapshot;
         ratio(
             "max_used_cpu_ratio",
@@ -434,6 +468,8 @@ pub enum ConfigError {
     WindowLongerThanHistory,
     /// A fixed memory budget of zero bytes.
     ZeroMemoryBudget,
+    /// `backoff_max` was shorter than `backoff_base`.
+    BackoffMaxBelowBase,
     /// A probe period so short that one history window holds more snapshots than fit.
     HistoryTooLong {
         /// The period's name.
@@ -483,6 +519,9 @@ impl fmt::Display for ConfigError {
             }
             ConfigError::ZeroMemoryBudget => {
                 f.write_str("a fixed memory budget must be larger than 0 bytes")
+            }
+            ConfigError::BackoffMaxBelowBase => {
+                f.write_str("backoff_max cannot be shorter than backoff_base")
             }
             ConfigError::HistoryTooLong {
                 name,

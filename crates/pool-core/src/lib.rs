@@ -68,6 +68,7 @@ pub mod config;
 pub mod driver;
 #[cfg(feature = "metrics")]
 pub mod metrics;
+mod outcome;
 pub mod pool;
 pub mod scale;
 pub mod seams;
@@ -87,10 +88,11 @@ pub use adaptive::{AdaptivePolicy, AdaptiveSettings};
 pub use autoscaled::{AutoscaledPool, BoxPolicy, Builder, DrainTimeout, TaskMode, sleep};
 pub use config::{
     ConcurrencySettings, ConfigError, MemoryBudget, PoolConfig, ScalingSettings, SnapshotSettings,
-    StatusSettings, TimeoutPolicy,
+    StatusSettings, ThrottleSettings, TimeoutPolicy,
 };
 #[cfg(feature = "alloc")]
 pub use driver::{FnSink, Handle, InPlace, PoolError, Run, Spawned, TaskPanic};
+pub use outcome::Outcome;
 pub use pool::{
     Action, Event, Pool, Refusal, RunError, RunReport, ScaleDecision, StatusRecord, TaskOutcome,
     Verdict,

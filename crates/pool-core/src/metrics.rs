@@ -5,8 +5,8 @@
 //! - [`MetricsSink`], an [`EventSink`]: desired and current concurrency and each signal's overloaded ratio at
 //!   every scaling decision and status record, and the timed-out, memory-critical and scaling counters.
 //! - [`record_handle`]: the same gauges read from a [`Handle`] now, for a scrape or a timer between ticks.
-//! - [`instrument`]: wraps `run_task` to count tasks started, finished (returned `Ok`) and failed (returned
-//!   `Err` or panicked).
+//! - [`instrument`]: wraps `run_task` to count tasks started, finished (succeeded), throttled, and failed
+//!   (returned `Err`, panicked, or reported [`Outcome::Failed`]).
 //!
 //! | metric | kind | labels |
 //! |---|---|---|
@@ -18,7 +18,9 @@
 //! | `autoscaled_pool_scale_decisions_total` | counter | `direction` = `up`, `down`, `hold` |
 //! | `autoscaled_pool_tasks_started_total` | counter | |
 //! | `autoscaled_pool_tasks_finished_total` | counter | |
+//! | `autoscaled_pool_tasks_throttled_total` | counter | |
 //! | `autoscaled_pool_tasks_failed_total` | counter | |
+//! | `autoscaled_pool_throttles_total` | counter: every throttle, from tasks or handles | |
 //! | `autoscaled_pool_tasks_timed_out_total` | counter | |
 //! | `autoscaled_pool_memory_critical_total` | counter | |
 //!
@@ -72,6 +74,7 @@ use core::task::{Context, Poll};
 use std::panic::{catch_unwind, resume_unwind};
 
 use crate::driver::Handle;
+use crate::outcome::Outcome;
 use crate::pool::Event;
 use crate::seams::EventSink;
 use crate::status::SystemInfo;
@@ -113,6 +116,9 @@ impl EventSink for MetricsSink {
             Event::TaskTimedOut { .. } => {
                 counter!("autoscaled_pool_tasks_timed_out_total").increment(1);
             }
+            Event::Throttled { .. } => {
+                counter!("autoscaled_pool_throttles_total").increment(1);
+            }
             Event::MemoryCritical { .. } => {
                 counter!("autoscaled_pool_memory_critical_total").increment(1);
             }
@@ -148,13 +154,14 @@ fn record_info(info: &SystemInfo) {
     }
 }
 
-/// Wraps a `run_task` closure to count tasks started, finished (`Ok`) and failed (`Err` or a panic, which
-/// goes on unwinding). A task cancelled by its timeout or an abort counts only as started; timeouts are
-/// counted by [`MetricsSink`].
-pub fn instrument<R, Fut, E>(mut run_task: R) -> impl FnMut() -> Instrumented<Fut>
+/// Wraps a `run_task` closure to count tasks started, finished (succeeded), throttled, and failed (`Err`,
+/// `Ok(Outcome::Failed)`, or a panic, which goes on unwinding). A task cancelled by its timeout or an abort
+/// counts only as started; timeouts are counted by [`MetricsSink`].
+pub fn instrument<R, Fut, O, E>(mut run_task: R) -> impl FnMut() -> Instrumented<Fut>
 where
     R: FnMut() -> Fut,
-    Fut: Future<Output = Result<(), E>>,
+    Fut: Future<Output = Result<O, E>>,
+    O: Clone + Into<Outcome>,
 {
     move || {
         counter!("autoscaled_pool_tasks_started_total").increment(1);
@@ -171,16 +178,16 @@ pin_project_lite::pin_project! {
     }
 }
 
-impl<F: Future<Output = Result<(), E>>, E> Future for Instrumented<F> {
+impl<F: Future<Output = Result<O, E>>, O: Clone + Into<Outcome>, E> Future for Instrumented<F> {
     type Output = F::Output;
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let task = self.project().task;
         match catch_unwind(AssertUnwindSafe(|| task.poll(cx))) {
             Ok(Poll::Ready(out)) => {
-                let name = if out.is_ok() {
-                    "autoscaled_pool_tasks_finished_total"
-                } else {
-                    "autoscaled_pool_tasks_failed_total"
+                let name = match out.as_ref().map(|o| o.clone().into()) {
+                    Ok(Outcome::Succeeded) => "autoscaled_pool_tasks_finished_total",
+                    Ok(Outcome::Throttled { .. }) => "autoscaled_pool_tasks_throttled_total",
+                    Ok(Outcome::Failed) | Err(_) => "autoscaled_pool_tasks_failed_total",
                 };
                 counter!(name).increment(1);
                 Poll::Ready(out)

@@ -29,6 +29,7 @@ use core::task::{Context, Poll};
 
 #[cfg(feature = "alloc")]
 use crate::driver::TaskPanic;
+use crate::outcome::Outcome;
 use crate::pool::{Event, Pool};
 use crate::scale::ScalingPolicy;
 use crate::time::Instant;
@@ -110,8 +111,10 @@ impl<A: Sensors, B: Sensors> Sensors for (A, B) {
 pub trait TaskFns {
     /// The user's error type; it flows out of the run unchanged.
     type Error;
+    /// What a task returns when it ends without an error: `()` (a success) or an [`Outcome`].
+    type Ok: Into<Outcome>;
     /// The task future.
-    type Task: Future<Output = Result<(), Self::Error>>;
+    type Task: Future<Output = Result<Self::Ok, Self::Error>>;
     /// The readiness future.
     type Ready: Future<Output = Result<bool, Self::Error>>;
     /// The finished future.

@@ -2,6 +2,7 @@
 
 use core::future::Future;
 
+use crate::outcome::Outcome;
 use crate::seams::TaskFns;
 
 /// [`TaskFns`] from three closures.
@@ -24,7 +25,7 @@ pub struct FnTasks<R, T, F> {
 /// );
 /// # let _ = fns;
 /// ```
-pub fn task_fns<R, T, F, E, FR, FT, FF>(
+pub fn task_fns<R, T, F, E, O, FR, FT, FF>(
     run_task: R,
     is_task_ready: T,
     is_finished: F,
@@ -33,7 +34,8 @@ where
     R: FnMut() -> FR,
     T: FnMut() -> FT,
     F: FnMut() -> FF,
-    FR: Future<Output = Result<(), E>>,
+    FR: Future<Output = Result<O, E>>,
+    O: Into<Outcome>,
     FT: Future<Output = Result<bool, E>>,
     FF: Future<Output = Result<bool, E>>,
 {
@@ -44,16 +46,18 @@ where
     }
 }
 
-impl<R, T, F, E, FR, FT, FF> TaskFns for FnTasks<R, T, F>
+impl<R, T, F, E, O, FR, FT, FF> TaskFns for FnTasks<R, T, F>
 where
     R: FnMut() -> FR,
     T: FnMut() -> FT,
     F: FnMut() -> FF,
-    FR: Future<Output = Result<(), E>>,
+    FR: Future<Output = Result<O, E>>,
+    O: Into<Outcome>,
     FT: Future<Output = Result<bool, E>>,
     FF: Future<Output = Result<bool, E>>,
 {
     type Error = E;
+    type Ok = O;
     type Task = FR;
     type Ready = FT;
     type Finished = FF;

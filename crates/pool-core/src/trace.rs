@@ -4,7 +4,8 @@ use crate::pool::Event;
 use crate::seams::EventSink;
 
 /// Sends events to `tracing`: the periodic status line at INFO (Crawlee's fields), scaling decisions and
-/// refusals at DEBUG (a refusal is an event only when its reason changes, so this never floods), critical
+/// refusals at DEBUG (a refusal is an event only when its reason changes, so this never floods), throttles
+/// and tolerated task failures at DEBUG, critical
 /// memory, timeouts and rejected readings at WARN.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct TracingSink;
@@ -45,6 +46,13 @@ impl EventSink for TracingSink {
                 "Task timed out after {:.3} seconds",
                 timeout.as_secs_f64()
             ),
+            // One per throttled request or failed task, so DEBUG: the status line carries the client signal.
+            Event::Throttled { at, until, .. } => {
+                tracing::debug!(target: "autoscaled_pool", "{at} throttled downstream; starts wait until {until}")
+            }
+            Event::TaskFailed { at } => {
+                tracing::debug!(target: "autoscaled_pool", "{at} a task failed; the run goes on")
+            }
             Event::ReadingRejected { error, .. } => {
                 tracing::warn!(target: "autoscaled_pool", "sensor reading dropped: {error}")
             }

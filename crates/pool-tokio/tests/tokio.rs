@@ -54,7 +54,7 @@ fn pool_for(
     sleep: Duration,
     mode: TaskMode,
 ) -> AutoscaledPool<
-    impl pool_core::TaskFns<Error = String, Task: Send + 'static>,
+    impl pool_core::TaskFns<Error = String, Ok: Send + 'static, Task: Send + 'static>,
     pool_tokio::SystemSensors,
 > {
     let (a, b, c) = (jobs.clone(), jobs.clone(), jobs.clone());

@@ -12,6 +12,7 @@ use crate::config::{
     ConcurrencySettings, ConfigError, PoolConfig, ScalingSettings, SnapshotSettings, StatusSettings,
 };
 use crate::driver::Handle;
+use crate::outcome::Outcome;
 use crate::pool::Pool;
 use crate::scale::{CrawleePolicy, ScalingPolicy};
 use crate::seams::{DefaultRuntime, EventSink};
@@ -161,7 +162,8 @@ impl<Rt, R, T, F, Se> Builder<Rt, R, T, F, Se> {
             is_finished: self.is_finished,
         }
     }
-    /// The task: an async closure returning `Result<(), E>`.
+    /// The task: an async closure returning `Result<T, E>` with `T: Into<Outcome>`: `Ok(())` for a success, or
+    /// an [`Outcome`](crate::Outcome) (throttled, failed without ending the run).
     pub fn run_task<R2>(self, f: R2) -> Builder<Rt, R2, T, F, Se> {
         Builder {
             runtime: self.runtime,
@@ -207,12 +209,13 @@ impl<Rt, R, T, F, Se> Builder<Rt, R, T, F, Se> {
     }
 }
 
-impl<Rt, R, T, F, Se, E, FR, FT, FF> Builder<Rt, R, T, F, Se>
+impl<Rt, R, T, F, Se, E, O, FR, FT, FF> Builder<Rt, R, T, F, Se>
 where
     R: FnMut() -> FR,
     T: FnMut() -> FT,
     F: FnMut() -> FF,
-    FR: Future<Output = Result<(), E>>,
+    FR: Future<Output = Result<O, E>>,
+    O: Into<Outcome>,
     FT: Future<Output = Result<bool, E>>,
     FF: Future<Output = Result<bool, E>>,
 {

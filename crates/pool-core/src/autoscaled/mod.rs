@@ -76,6 +76,7 @@ where
     Fns: TaskFns,
     Fns::Task: Send + 'static,
     Fns::Error: Send + 'static,
+    Fns::Ok: Send + 'static,
     Se: Sensors,
 {
     /// Runs the pool until `is_finished` says so (and every task has ended), the first error, or an abort.

@@ -32,6 +32,15 @@ pub(super) struct Shared {
     pub(super) desired: AtomicUsize,
     pub(super) min: AtomicUsize,
     pub(super) max: AtomicUsize,
+    /// Throttles reported through [`Handle::report_throttle`] since the driver last looked: without a
+    /// retry-after, with one, and the longest retry-after among them in milliseconds.
+    pub(super) throttles: AtomicUsize,
+    /// The active or last run's task counts by outcome, as of the driver's last poll.
+    pub(super) succeeded: AtomicUsize,
+    pub(super) throttled: AtomicUsize,
+    pub(super) failed: AtomicUsize,
+    pub(super) timed_throttles: AtomicUsize,
+    pub(super) retry_after_ms: AtomicUsize,
     pub(super) drained: Notify,
     pub(super) ended: Notify,
     /// The latest current and historical verdicts, refreshed at every sensor sample (once a second by
@@ -65,6 +74,12 @@ impl Handle {
             desired: AtomicUsize::new(pool.desired_concurrency()),
             min: AtomicUsize::new(pool.min_concurrency()),
             max: AtomicUsize::new(pool.max_concurrency()),
+            throttles: AtomicUsize::new(0),
+            succeeded: AtomicUsize::new(0),
+            throttled: AtomicUsize::new(0),
+            failed: AtomicUsize::new(0),
+            timed_throttles: AtomicUsize::new(0),
+            retry_after_ms: AtomicUsize::new(0),
             drained: Notify::new(),
             ended: Notify::new(),
             #[cfg(feature = "std")]
@@ -90,6 +105,20 @@ impl Handle {
     /// The ceiling, as of the driver's last poll.
     pub fn max_concurrency(&self) -> usize {
         self.shared.max.load(Ordering::Acquire)
+    }
+    /// Tasks of the active or last run that succeeded, as of the driver's last poll (wrapping past
+    /// `usize::MAX`; the run's [`RunReport`](crate::RunReport) has the exact `u64`).
+    pub fn succeeded(&self) -> usize {
+        self.shared.succeeded.load(Ordering::Acquire)
+    }
+    /// Tasks of the active or last run that ended throttled, as of the driver's last poll.
+    pub fn throttled(&self) -> usize {
+        self.shared.throttled.load(Ordering::Acquire)
+    }
+    /// Tasks of the active or last run that failed (an error, a panic or `Outcome::Failed`), as of the
+    /// driver's last poll.
+    pub fn failed(&self) -> usize {
+        self.shared.failed.load(Ordering::Acquire)
     }
     /// Whether a run is active.
     pub fn is_running(&self) -> bool {
@@ -142,6 +171,29 @@ impl Handle {
     /// Lets the pool start tasks again, at once.
     pub fn resume(&self) {
         self.shared.paused.store(false, Ordering::Release);
+        raise(&self.shared.dirty);
+        self.shared.waker.wake();
+    }
+
+    /// Reports that the service behind a task throttled it (an HTTP 429 or 503), for code that cannot return
+    /// [`Outcome::Throttled`](crate::Outcome::Throttled) from the task itself, such as a middleware or a
+    /// callback. It has the same effect on starts and on the client signal as a task ending throttled, and is
+    /// counted in [`RunReport::throttles_reported`](crate::RunReport::throttles_reported); the task itself ends
+    /// however it returns. Outside a run it does nothing.
+    pub fn report_throttle(&self, retry_after: Option<core::time::Duration>) {
+        if !self.is_running() {
+            return;
+        }
+        match retry_after {
+            Some(wait) => {
+                let ms = usize::try_from(wait.as_millis()).unwrap_or(usize::MAX);
+                self.shared.retry_after_ms.fetch_max(ms, Ordering::AcqRel);
+                self.shared.timed_throttles.fetch_add(1, Ordering::AcqRel);
+            }
+            None => {
+                self.shared.throttles.fetch_add(1, Ordering::AcqRel);
+            }
+        }
         raise(&self.shared.dirty);
         self.shared.waker.wake();
     }

@@ -46,6 +46,7 @@ impl<P: ScalingPolicy> Pool<P> {
         self.report = RunReport::default();
         self.run_started = now;
         self.next_start = now;
+        self.backoff = super::throttle::Backoff::new(&self.config.throttle);
         self.last_refusal = None;
         self.last_reported = None;
         self.overload_cache = None;

@@ -13,6 +13,9 @@ use super::{Event, Pool, Refusal, RunState, ScaleDecision, StatusRecord, TaskOut
 impl<P: ScalingPolicy> Pool<P> {
     /// Runs whatever is due at `now`: sensor reading request, event-loop and client probes, the autoscale
     /// tick and the status record. Calling it early or twice is harmless.
+    ///
+    /// A driver that can read its sensors first calls [`Pool::poll_sample`] before this, so that a tick due at
+    /// the same instant decides on the readings of `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.observe(now);
         if self.state == RunState::Idle {
@@ -204,6 +207,13 @@ impl<P: ScalingPolicy> Pool<P> {
         if self.paused {
             return Err(Refusal::Paused);
         }
+        // A throttle binds below `min` too: the service, not the host, is what refuses the work.
+        let throttled_until = self.backoff.until();
+        if now < throttled_until {
+            return Err(Refusal::Throttled {
+                until: throttled_until,
+            });
+        }
         if self.current >= self.desired {
             return Err(Refusal::AtDesired {
                 current: self.current,
@@ -230,6 +240,19 @@ impl<P: ScalingPolicy> Pool<P> {
         set
     }
 
+    /// Claims the sensor sample due at `now`, if one is: returns `true` when the driver should read its sensors
+    /// now, before [`Pool::handle_timeout`], so that a probe or tick due at the same instant judges the readings
+    /// (and the client errors a sensor drains) of `now` rather than of the sample before. `handle_timeout` then
+    /// does not ask for this sample again. A driver that never calls it is served by
+    /// [`Action::SampleSensors`](crate::Action::SampleSensors) instead, after the tick.
+    pub fn poll_sample(&mut self, now: Instant) -> bool {
+        if self.state == RunState::Idle || now < self.deadlines.sample {
+            return false;
+        }
+        self.deadlines.sample = now + self.config.snapshot.sensor_interval;
+        true
+    }
+
     /// `is_task_ready` said yes: the gate is checked again (the answer may have taken a while), and on
     /// success the task counts as running.
     ///
@@ -247,6 +270,7 @@ impl<P: ScalingPolicy> Pool<P> {
         self.report.started += 1;
         self.report.peak_concurrency = self.report.peak_concurrency.max(self.current);
         self.last_refusal = None;
+        self.backoff.started(now, &self.config.throttle);
         if let Some(n) = self.config.concurrency.max_tasks_per_minute {
             // Crawlee for Python spaces starts evenly rather than allowing bursts within a minute.
             self.next_start = now + Duration::from_secs(60) / n;
@@ -293,6 +317,17 @@ impl<P: ScalingPolicy> Pool<P> {
         match outcome {
             TaskOutcome::Succeeded => {
                 self.report.succeeded += 1;
+                self.backoff.succeeded();
+                Verdict::Continue
+            }
+            TaskOutcome::Throttled { retry_after } => {
+                self.report.throttled += 1;
+                self.throttle(now, retry_after);
+                Verdict::Continue
+            }
+            TaskOutcome::Unsuccessful => {
+                self.report.failed += 1;
+                self.push_event(Event::TaskFailed { at: now });
                 Verdict::Continue
             }
             TaskOutcome::Cancelled => {
@@ -314,5 +349,27 @@ impl<P: ScalingPolicy> Pool<P> {
                 }
             }
         }
+    }
+
+    /// Code that cannot return an [`Outcome`](crate::Outcome) (a callback, a middleware) saw the service behind
+    /// a task throttle it: the same signal and backoff as a task ending throttled, without a task ending.
+    pub fn handle_throttle(&mut self, now: Instant, retry_after: Option<Duration>) {
+        self.observe(now);
+        self.report.throttles_reported += 1;
+        self.throttle(now, retry_after);
+    }
+
+    /// A throttle counts as a client error at once, so the client signal sees it at its next probe, and
+    /// starts wait for the retry-after or the streak's backoff.
+    fn throttle(&mut self, now: Instant, retry_after: Option<Duration>) {
+        self.client_errors_total += 1;
+        let until = self
+            .backoff
+            .throttled(now, retry_after, &self.config.throttle);
+        self.push_event(Event::Throttled {
+            at: now,
+            retry_after,
+            until,
+        });
     }
 }

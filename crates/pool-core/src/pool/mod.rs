@@ -24,6 +24,7 @@
 mod commands;
 mod inputs;
 mod output;
+mod throttle;
 
 use core::time::Duration;
 
@@ -109,6 +110,8 @@ pub struct Pool<P: ScalingPolicy = CrawleePolicy> {
     run_started: Instant,
     deadlines: Deadlines,
     next_start: Instant,
+    /// Throttles seen and the waits they impose on starts.
+    backoff: throttle::Backoff,
     sample_due: bool,
     client_errors_total: u64,
     client_errors_seen: u64,
@@ -162,6 +165,7 @@ impl<P: ScalingPolicy> Pool<P> {
             run_started: Instant::ZERO,
             deadlines: Deadlines::NEVER,
             next_start: Instant::ZERO,
+            backoff: throttle::Backoff::new(&config.throttle),
             sample_due: false,
             client_errors_total: 0,
             client_errors_seen: 0,
@@ -235,6 +239,15 @@ impl<P: ScalingPolicy> Pool<P> {
         r.final_desired_concurrency = self.desired;
         r
     }
+    /// The active or last run's tasks that succeeded, ended throttled, and failed, without copying the whole
+    /// report.
+    pub fn counts(&self) -> (u64, u64, u64) {
+        (
+            self.report.succeeded,
+            self.report.throttled,
+            self.report.failed,
+        )
+    }
     /// Events dropped because nobody drained them in time.
     pub fn events_dropped(&self) -> u64 {
         self.events_dropped
@@ -273,7 +286,7 @@ impl<P: ScalingPolicy> Pool<P> {
             .min(d.client)
             .min(d.sample);
         match self.last_refusal {
-            Some(Refusal::RateLimited { until }) => t = t.min(until),
+            Some(Refusal::RateLimited { until } | Refusal::Throttled { until }) => t = t.min(until),
             Some(Refusal::Overloaded(_)) => {
                 if let Some((until, _)) = self.overload_cache {
                     t = t.min(until);

@@ -38,6 +38,12 @@ pub enum Refusal {
     },
     /// `is_task_ready` answered `false`.
     NoTaskReady,
+    /// The service behind the tasks throttled one; starts wait for its retry-after, or for the backoff of
+    /// the current streak of throttles, until `until`.
+    Throttled {
+        /// When the next start is allowed.
+        until: Instant,
+    },
 }
 
 impl fmt::Display for Refusal {
@@ -57,6 +63,9 @@ impl fmt::Display for Refusal {
             }
             Refusal::RateLimited { until } => write!(f, "rate-limited until {until}"),
             Refusal::NoTaskReady => f.write_str("no task ready"),
+            Refusal::Throttled { until } => {
+                write!(f, "throttled downstream; waiting until {until}")
+            }
         }
     }
 }
@@ -155,6 +164,20 @@ pub enum Event {
         /// The configured timeout.
         timeout: Duration,
     },
+    /// A task ended throttled, or a throttle was reported through a handle: starts wait until `until`.
+    Throttled {
+        /// When.
+        at: Instant,
+        /// The wait the service asked for, if it said.
+        retry_after: Option<Duration>,
+        /// When the next start is allowed.
+        until: Instant,
+    },
+    /// A task reported [`Outcome::Failed`](crate::Outcome::Failed); the run goes on.
+    TaskFailed {
+        /// When.
+        at: Instant,
+    },
     /// A sensor reading was unusable and was dropped.
     ReadingRejected {
         /// When.
@@ -175,10 +198,18 @@ pub enum Action {
 
 /// How a task ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum TaskOutcome {
-    /// It returned `Ok`.
+    /// It returned `Ok(())` or `Ok(Outcome::Succeeded)`.
     Succeeded,
-    /// It returned an error or panicked.
+    /// It returned `Ok(Outcome::Throttled { .. })`: the service behind it pushed back.
+    Throttled {
+        /// The wait the service asked for, if it said.
+        retry_after: Option<Duration>,
+    },
+    /// It returned `Ok(Outcome::Failed)`: it failed, and the run goes on.
+    Unsuccessful,
+    /// It returned an error or panicked: the first one ends the run.
     Failed,
     /// It outlived the task timeout and was cancelled.
     TimedOut,
@@ -228,9 +259,15 @@ impl core::error::Error for RunError {}
 pub struct RunReport {
     /// Tasks started.
     pub started: u64,
-    /// Tasks that returned `Ok`.
+    /// Tasks that succeeded (returned `Ok(())` or `Ok(Outcome::Succeeded)`).
     pub succeeded: u64,
-    /// Tasks that failed (error or panic).
+    /// Tasks that ended throttled (`Ok(Outcome::Throttled { .. })`).
+    pub throttled: u64,
+    /// Throttles reported through a handle ([`Handle::report_throttle`](crate::Handle::report_throttle)),
+    /// which are signals, not task ends.
+    pub throttles_reported: u64,
+    /// Tasks that failed: returned an error or panicked (the first of these ends the run), or reported
+    /// `Ok(Outcome::Failed)`.
     pub failed: u64,
     /// Tasks cancelled by their timeout.
     pub timed_out: u64,
@@ -249,6 +286,6 @@ pub struct RunReport {
 impl RunReport {
     /// Tasks that ended in any way.
     pub fn finished(&self) -> u64 {
-        self.succeeded + self.failed + self.timed_out + self.cancelled
+        self.succeeded + self.throttled + self.failed + self.timed_out + self.cancelled
     }
 }

@@ -18,11 +18,13 @@ use core::fmt;
 use core::future::Future;
 use core::pin::Pin;
 use core::task::{Context, Poll};
+use core::time::Duration;
 
 use self::slots::{Ended, Slots};
 use super::control::Handle;
 use super::launch::CatchPanic;
 use super::{PoolError, TaskPanic};
+use crate::outcome::Outcome;
 use crate::pool::{Action, Pool, RunReport, TaskOutcome, Verdict};
 use crate::scale::ScalingPolicy;
 use crate::seams::{EventSink, Launch, Runtime, Sensors, TaskFns, Timer};
@@ -192,6 +194,17 @@ where
         if desired != 0 {
             let _ = self.pool.set_desired_concurrency(now, desired);
         }
+        for _ in 0..sh.throttles.swap(0, Ordering::AcqRel) {
+            self.pool.handle_throttle(now, None);
+        }
+        let timed = sh.timed_throttles.swap(0, Ordering::AcqRel);
+        if timed > 0 {
+            let ms = sh.retry_after_ms.swap(0, Ordering::AcqRel) as u64;
+            for _ in 0..timed {
+                self.pool
+                    .handle_throttle(now, Some(Duration::from_millis(ms)));
+            }
+        }
         if sh.abort.load(Ordering::Acquire) == self.number && !self.pool.is_aborted() {
             let _ = self.pool.abort();
         }
@@ -209,10 +222,14 @@ where
                 sh.drained.notify(usize::MAX);
             }
         }
+        let counts = self.pool.counts();
         for (cell, value) in [
             (&sh.desired, self.pool.desired_concurrency()),
             (&sh.min, self.pool.min_concurrency()),
             (&sh.max, self.pool.max_concurrency()),
+            (&sh.succeeded, counts.0 as usize),
+            (&sh.throttled, counts.1 as usize),
+            (&sh.failed, counts.2 as usize),
         ] {
             if cell.load(Ordering::Relaxed) != value {
                 cell.store(value, Ordering::Release);
@@ -349,6 +366,12 @@ where
             }
             this.apply_control(now);
             if this.pool.poll_timeout().is_some_and(|t| now >= t) {
+                // Sensors first, so a probe or tick due now decides on readings (and drained client errors) of
+                // now, not of the sample before.
+                if this.pool.poll_sample(now) {
+                    this.sensors.sample(now, this.pool);
+                    this.publish_info(now);
+                }
                 this.pool.handle_timeout(now);
             }
             while let Some(action) = this.pool.poll_action() {
@@ -364,6 +387,11 @@ where
             }
             this.expire_timeouts(now);
             let reaped = this.reap(now);
+            // A task that just ended may have used its handle (a reported throttle, a pause) on its way out;
+            // that must bind the start it made room for.
+            if reaped > 0 {
+                this.apply_control(now);
+            }
             if this.pool.is_draining() && this.pool.current_concurrency() == 0 {
                 return this.end(now);
             }
@@ -460,13 +488,20 @@ fn finish<P: ScalingPolicy, E>(
 /// What a task that left its slot means for the run: a timeout or cancellation the driver asked for
 /// outranks whatever the task returned on its way out.
 #[inline]
-fn outcome_of<E>(
-    ended: Ended<Result<Result<(), E>, TaskPanic>>,
+fn outcome_of<O: Into<Outcome>, E>(
+    ended: Ended<Result<Result<O, E>, TaskPanic>>,
 ) -> (TaskOutcome, Option<PoolError<E>>) {
     match ended.output {
         _ if ended.timed_out => (TaskOutcome::TimedOut, None),
         _ if ended.cancelling => (TaskOutcome::Cancelled, None),
-        Ok(Ok(())) => (TaskOutcome::Succeeded, None),
+        Ok(Ok(o)) => (
+            match o.into() {
+                Outcome::Succeeded => TaskOutcome::Succeeded,
+                Outcome::Throttled { retry_after } => TaskOutcome::Throttled { retry_after },
+                Outcome::Failed => TaskOutcome::Unsuccessful,
+            },
+            None,
+        ),
         Ok(Err(e)) => (TaskOutcome::Failed, Some(PoolError::Task(e))),
         Err(p) => (TaskOutcome::Failed, Some(PoolError::Panicked(p))),
     }
