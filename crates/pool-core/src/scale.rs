@@ -25,8 +25,11 @@ pub struct ScaleInput<'a> {
     pub max: usize,
     /// Verdicts over the whole history (30 s by default).
     pub historical: &'a SystemInfo,
-    /// Tasks finished (in any way) since the run started; throughput-seeking policies difference it.
+    /// Tasks finished (in any way) since the run started.
     pub finished_total: u64,
+    /// Tasks that succeeded since the run started: the goodput a throughput-seeking policy differences (a
+    /// throttled or failed task that ends at once is not throughput).
+    pub succeeded_total: u64,
     /// The latest CPU reading over its overload line (`used_ratio / max_used_cpu_ratio`: 1.0 is the line),
     /// if one arrived this run.
     pub cpu_load: Option<f64>,
@@ -169,7 +172,7 @@ forward_policy!(
 /// let settings = ScalingSettings::default();
 /// let input = ScaleInput {
 ///     now: Instant::ZERO, current: 45, desired: 50, min: 1, max: 200,
-///     historical: &idle, finished_total: 0, cpu_load: None, memory_load: None, settings: &settings,
+///     historical: &idle, finished_total: 0, succeeded_total: 0, cpu_load: None, memory_load: None, settings: &settings,
 /// };
 /// assert_eq!(CrawleePolicy.decide(&input).desired, 53); // 50 + ceil(2.5)
 /// ```

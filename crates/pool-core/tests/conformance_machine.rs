@@ -507,6 +507,7 @@ fn decide(
         max,
         historical: info,
         finished_total: 0,
+        succeeded_total: 0,
         cpu_load: None,
         memory_load: None,
         settings: &settings,

@@ -11,8 +11,9 @@
 //!   `u = running × cpu_per_task / cores`;
 //! - the memory slowdown is `1 + p·((m − 0.8)/0.2)²` above 80 % of the budget (swap, GC);
 //! - downstream latency is `linear·n + knee_s·(exp((n − knee)/scale) − 1)` past the knee;
-//! - a request over the downstream's concurrency or rate limit is answered 429 after `ds_reject_s`; it counts
-//!   as finished but not as goodput, and is reported through the client signal.
+//! - a request over the downstream's concurrency or rate limit is answered 429 after `ds_reject_s`; the task
+//!   ends throttled (`TaskOutcome::Throttled`), which is not goodput, feeds the client signal and starts the
+//!   pool's backoff.
 //!
 //! Memory is `base + Σ task memory`; reaching the budget is an OOM that ends the run. Scheduler lag (how late
 //! the machine's timer fires) is `lag_base + lag_per_overload·max(0, u − 1)` plus jitter, which is what the
@@ -419,19 +420,20 @@ fn drive<P: ScalingPolicy>(sc: &Scenario, mut pool: Pool<P>) -> RunResult {
                     break;
                 }
                 st.heap.pop();
-                if st.finish(idx) {
+                // A 429 is reported the way a user's task reports it: as a throttled outcome, which the machine
+                // counts as a client error and backs off from.
+                let outcome = if st.finish(idx) {
                     rejected += 1;
+                    TaskOutcome::Throttled { retry_after: None }
                 } else {
                     out.completed += 1;
                     sec.completed += 1;
-                }
-                pool.handle_task_finished(now, TaskOutcome::Succeeded);
+                    TaskOutcome::Succeeded
+                };
+                pool.handle_task_finished(now, outcome);
             }
-            if rejected > 0 {
-                out.rejected += rejected;
-                sec.rejected += rejected;
-                pool.handle_client_errors(rejected);
-            }
+            out.rejected += rejected;
+            sec.rejected += rejected;
         }
         if let Some((_, w)) = timer
             && w <= now_ns

@@ -184,7 +184,7 @@ impl AdaptivePolicy {
         let st = &mut self.state;
         let tick = Tick {
             at_s: now_s,
-            finished: i.finished_total,
+            finished: i.succeeded_total,
             current: i.current,
         };
         st.ring.rotate_right(1);

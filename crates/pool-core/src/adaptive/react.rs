@@ -92,7 +92,7 @@ impl AdaptivePolicy {
         memory_cap: Option<usize>,
     ) -> Scale {
         let s = self.settings;
-        let Some(rate) = self.epoch_rate(now_s, i.finished_total) else {
+        let Some(rate) = self.epoch_rate(now_s, i.succeeded_total) else {
             return self.scale(i.desired, why::MEASURING);
         };
         let st = &mut self.state;

@@ -28,6 +28,7 @@ fn input<'a>(
         max: 200,
         historical: info,
         finished_total: finished,
+        succeeded_total: finished,
         cpu_load: None,
         memory_load: None,
         settings,

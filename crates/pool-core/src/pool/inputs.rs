@@ -69,6 +69,7 @@ impl<P: ScalingPolicy> Pool<P> {
             max: self.max,
             historical: &info,
             finished_total: self.report.finished(),
+            succeeded_total: self.report.succeeded,
             cpu_load: self.loads.0,
             memory_load: self.loads.1,
             settings: &self.config.scaling,
