@@ -553,13 +553,18 @@ fn quiet(cmd: &mut Command) -> Result<(), String> {
 }
 
 fn install_python(venv: &Path) -> Result<PathBuf, String> {
+    if !peers_dir().join("crawlee_py_bench.py").is_file() {
+        return Err(format!("no peer scripts in {}", peers_dir().display()));
+    }
+    python_venv(venv)
+}
+
+/// A venv at `venv` with Crawlee for Python 1.11.0 installed (once; later calls reuse it). Returns its python.
+pub(crate) fn python_venv(venv: &Path) -> Result<PathBuf, String> {
     let marker = venv.join(".installed-crawlee-1.11.0");
     let python = venv.join("bin").join("python");
     if marker.is_file() && python.is_file() {
         return Ok(python);
-    }
-    if !peers_dir().join("crawlee_py_bench.py").is_file() {
-        return Err(format!("no peer scripts in {}", peers_dir().display()));
     }
     quiet(Command::new("python3").args(["-m", "venv"]).arg(venv))?;
     quiet(Command::new(venv.join("bin").join("pip")).args(["install", "--quiet", PYTHON_PEER]))?;

@@ -25,6 +25,7 @@ const STEPS: &[Step] = &[
     ("miri", reliability::miri),
     ("sim", sim_fast),
     ("bench-smoke", bench_smoke),
+    ("crawl-bench", crawl_bench_smoke),
     ("doc", doc),
     ("package", package),
     ("nostd", nostd::run),
@@ -117,6 +118,12 @@ fn bench_smoke(root: &Path) -> Result<()> {
     // Builds the benchmark binary and runs each implementation once on a tiny input, so it cannot rot;
     // measuring is `cargo xtask bench`'s job, never CI's.
     run_command(cargo(root).args(["run", "--quiet", "-p", "pool-bench", "--", "smoke"]))
+}
+
+fn crawl_bench_smoke(root: &Path) -> Result<()> {
+    // The real-server benchmark in its short form, so that it cannot rot: nginx installed and started, every
+    // system run once, the JSON and charts written. No figure is asserted here; measuring is the full run's.
+    crate::crawl_bench::run(root, crate::crawl_bench::Options::quick())
 }
 
 fn sim_fast(root: &Path) -> Result<()> {

@@ -5,6 +5,7 @@
 
 mod bench;
 mod ci;
+mod crawl_bench;
 mod cross;
 mod e2e;
 mod nostd;
@@ -59,6 +60,8 @@ enum Task {
     },
     /// Benchmark against the raw runtimes and Crawlee.
     Bench(bench::Options),
+    /// The pool against a real nginx that throttles, beside fixed concurrency and Crawlee for Python.
+    CrawlBench(crawl_bench::Options),
     /// Run the wall-clock end-to-end tests (crates/e2e).
     E2e,
     /// Build pool-core for a bare-metal target and check that it names no runtime.
@@ -88,6 +91,7 @@ fn try_main() -> Result<ExitCode> {
         Task::Tidy => done(tidy::report(&root)),
         Task::Sim { fast } => done(sim::run(&root, fast)),
         Task::Bench(opts) => bench::run(&root, opts),
+        Task::CrawlBench(opts) => done(crawl_bench::run(&root, opts)),
         Task::E2e => done(e2e::run(&root)),
         Task::Nostd => done(nostd::run(&root)),
         Task::Cross => done(cross::run(&root)),

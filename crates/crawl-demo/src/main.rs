@@ -38,7 +38,7 @@ struct Cli {
     /// Latency at or below the knee, 1 to 10000 ms.
     #[arg(long = "latency-ms", value_name = "N", default_value = "150", value_parser = whole_number(1, 10_000))]
     latency_ms: u64,
-    /// Scaling policy: adaptive or crawlee.
+    /// Scaling policy: adaptive, crawlee (Crawlee's controller at this tick), parity (`.crawlee_parity()`) or fixed:N.
     #[arg(long, value_name = "NAME", default_value = "adaptive")]
     policy: PolicyChoice,
     /// The pool's max concurrency, 1 to 10000.
@@ -316,7 +316,10 @@ mod tests {
         let text = |args: &[&str]| err(args).to_string();
         assert!(text(&["--pages", "zero"]).contains("expected a whole number from 1"));
         assert!(text(&["--pages", "0"]).contains("--pages"));
-        assert!(text(&["--policy", "fast"]).contains("expected `adaptive` or `crawlee`"));
+        assert!(
+            text(&["--policy", "fast"])
+                .contains("expected `adaptive`, `crawlee`, `parity` or `fixed:N`")
+        );
         // clap words these two itself: an unknown flag, and a flag at the end without its value.
         let bogus = err(&["--bogus"]);
         assert_eq!(bogus.kind(), ErrorKind::UnknownArgument);

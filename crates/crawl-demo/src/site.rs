@@ -9,9 +9,11 @@
 //! after a third of the base latency.
 //!
 //! The crawler is Crawlee's crawler loop reduced to its core: a request queue, `is_task_ready` = the queue has
-//! work, `is_finished` = the queue is empty and nothing is in flight. A 429 is reported to the pool's client
-//! signal (`ClientErrors`) and the page goes back to the end of the queue after a backoff (250 ms per attempt,
-//! at most 2 s), so a rate-limited crawl does not spin on instant 429s.
+//! work, `is_finished` = the queue is empty and nothing is in flight. A 429 ends its task with
+//! `Outcome::Throttled` (with the server's `Retry-After`, if it sent one) and the page goes straight back to
+//! the queue: the pool's own backoff spaces the retries, so a throttled crawl does not spin on instant 429s.
+//! The same crawler also crawls any site with this link layout, such as the static copy
+//! [`write_static_site`] writes for a real server (`cargo xtask crawl-bench`).
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -20,7 +22,7 @@ use std::fmt;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use http_body_util::{BodyExt, Empty, Full};
@@ -31,7 +33,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use pool_core::{AdaptivePolicy, CrawleePolicy};
 use pool_tokio::{
-    AutoscaledPool, ClientErrors, ConcurrencySettings, CpuMode, Handle, PoolError, RunReport,
+    AutoscaledPool, ConcurrencySettings, CpuMode, Handle, Outcome, PoolError, RunReport,
     ScalingSettings, SensorSettings, SystemSensors,
 };
 use tokio::net::TcpListener;
@@ -187,13 +189,40 @@ async fn serve(
         return Ok(response(StatusCode::TOO_MANY_REQUESTS, "slow down"));
     }
     tokio::time::sleep(config.latency(n)).await;
+    stats.served.fetch_add(1, Ordering::Relaxed);
+    Ok(response(StatusCode::OK, page_html(&config, page, 0)))
+}
+
+/// Page `page`'s HTML: its links, padded with a comment to at least `min_bytes`.
+pub fn page_html(config: &SiteConfig, page: u32, min_bytes: usize) -> String {
     let mut body = format!("<html><body><h1>Page {page}</h1>\n");
     for q in config.links(page) {
         body.push_str(&format!("<a href=\"/page/{q}\">page {q}</a>\n"));
     }
-    body.push_str("</body></html>\n");
-    stats.served.fetch_add(1, Ordering::Relaxed);
-    Ok(response(StatusCode::OK, body))
+    let end = "</body></html>\n";
+    let pad = min_bytes.saturating_sub(body.len() + end.len() + 7);
+    if pad > 0 {
+        body.push_str("<!--");
+        body.extend(std::iter::repeat_n('.', pad));
+        body.push_str("-->\n");
+    }
+    body.push_str(end);
+    body
+}
+
+/// Writes the site's pages as static files, `dir/page/{p}`, each at least `min_bytes` long, for a real web
+/// server to serve.
+pub fn write_static_site(
+    config: &SiteConfig,
+    dir: &std::path::Path,
+    min_bytes: usize,
+) -> std::io::Result<()> {
+    let pages = dir.join("page");
+    std::fs::create_dir_all(&pages)?;
+    for p in 0..config.pages {
+        std::fs::write(pages.join(p.to_string()), page_html(config, p, min_bytes))?;
+    }
+    Ok(())
 }
 
 fn response(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
@@ -205,10 +234,14 @@ fn response(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>>
 /// Which scaling policy drives the crawl.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PolicyChoice {
-    /// `pool_core::AdaptivePolicy`.
+    /// `pool_core::AdaptivePolicy`, at the crawl's autoscale tick.
     Adaptive,
-    /// `pool_core::CrawleePolicy`, Crawlee's controller.
+    /// `pool_core::CrawleePolicy`, Crawlee's controller, at the crawl's autoscale tick.
     Crawlee,
+    /// What `.crawlee_parity()` gives a user: Crawlee's controller and Crawlee's scaling settings.
+    Parity,
+    /// Concurrency pinned at this many.
+    Fixed(usize),
 }
 
 impl FromStr for PolicyChoice {
@@ -217,17 +250,25 @@ impl FromStr for PolicyChoice {
         match s {
             "adaptive" => Ok(PolicyChoice::Adaptive),
             "crawlee" => Ok(PolicyChoice::Crawlee),
-            _ => Err(format!("expected `adaptive` or `crawlee`, got `{s}`")),
+            "parity" => Ok(PolicyChoice::Parity),
+            _ => match s.strip_prefix("fixed:").map(str::parse::<usize>) {
+                Some(Ok(n)) if n > 0 => Ok(PolicyChoice::Fixed(n)),
+                _ => Err(format!(
+                    "expected `adaptive`, `crawlee`, `parity` or `fixed:N` (N ≥ 1), got `{s}`"
+                )),
+            },
         }
     }
 }
 
 impl fmt::Display for PolicyChoice {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            PolicyChoice::Adaptive => "adaptive",
-            PolicyChoice::Crawlee => "crawlee",
-        })
+        match self {
+            PolicyChoice::Adaptive => f.write_str("adaptive"),
+            PolicyChoice::Crawlee => f.write_str("crawlee"),
+            PolicyChoice::Parity => f.write_str("parity"),
+            PolicyChoice::Fixed(n) => write!(f, "fixed:{n}"),
+        }
     }
 }
 
@@ -262,13 +303,9 @@ pub struct Crawler {
     queue: Mutex<VecDeque<Job>>,
     seen: Mutex<Vec<bool>>,
     in_flight: AtomicUsize,
-    /// Pages waiting out a backoff before they go back to the queue.
-    backing_off: AtomicUsize,
-    /// The pool's handle, to wake it when a page comes back from its backoff.
-    handle: OnceLock<Handle>,
     /// Pages fetched with 200.
     pub done: AtomicU64,
-    /// 429 responses (each reported to the client signal, and the page re-queued).
+    /// 429 responses (each a throttled outcome, and the page re-queued).
     pub rate_limited: AtomicU64,
     /// Transport errors and unexpected statuses (re-queued).
     pub errors: AtomicU64,
@@ -291,6 +328,11 @@ impl Error for CrawlError {}
 impl Crawler {
     /// A crawler of the site at `addr` with `pages` pages, starting from page 0.
     pub fn new(addr: SocketAddr, pages: u32) -> Arc<Crawler> {
+        Crawler::at(format!("http://{addr}/page/"), pages)
+    }
+
+    /// A crawler of the pages under `base` (`base` + page number), starting from page 0.
+    pub fn at(base: String, pages: u32) -> Arc<Crawler> {
         let mut seen = vec![false; pages as usize];
         let mut queue = VecDeque::new();
         if let Some(first) = seen.first_mut() {
@@ -301,12 +343,10 @@ impl Crawler {
             });
         }
         Arc::new(Crawler {
-            base: format!("http://{addr}/page/"),
+            base,
             queue: Mutex::new(queue),
             seen: Mutex::new(seen),
             in_flight: AtomicUsize::new(0),
-            backing_off: AtomicUsize::new(0),
-            handle: OnceLock::new(),
             done: AtomicU64::new(0),
             rate_limited: AtomicU64::new(0),
             errors: AtomicU64::new(0),
@@ -319,26 +359,9 @@ impl Crawler {
         self.queue.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
 
-    /// Whether the crawl is over: nothing queued, backing off or in flight.
+    /// Whether the crawl is over: nothing queued or in flight.
     fn is_finished(&self) -> bool {
-        self.queued() == 0
-            && self.backing_off.load(Ordering::Acquire) == 0
-            && self.in_flight.load(Ordering::Acquire) == 0
-    }
-
-    /// Puts `job` back in the queue after a backoff, then wakes the pool to ask `is_task_ready` again.
-    fn retry_later(self: Arc<Self>, job: Job) {
-        let backoff =
-            Duration::from_millis(250 * u64::from(job.attempts)).min(Duration::from_secs(2));
-        self.backing_off.fetch_add(1, Ordering::AcqRel);
-        tokio::spawn(async move {
-            tokio::time::sleep(backoff).await;
-            self.push(job);
-            self.backing_off.fetch_sub(1, Ordering::AcqRel);
-            if let Some(handle) = self.handle.get() {
-                handle.notify();
-            }
-        });
+        self.queued() == 0 && self.in_flight.load(Ordering::Acquire) == 0
     }
 
     fn pop(&self) -> Option<Job> {
@@ -377,14 +400,14 @@ impl Crawler {
         queue.extend(fresh.into_iter().map(|page| Job { page, attempts: 0 }));
     }
 
-    /// One task: fetch one page.
+    /// One task: fetch one page. A 429 ends it throttled, any other failure ends it failed; either way the
+    /// page goes back to the queue at once (until `max_attempts`), and the pool decides when to retry.
     async fn fetch(
         self: Arc<Self>,
         job: Job,
         client: Client<HttpConnector, Empty<Bytes>>,
-        errors: ClientErrors,
         options: CrawlOptions,
-    ) -> Result<(), CrawlError> {
+    ) -> Result<Outcome, CrawlError> {
         let _leave = Leave(&self.in_flight);
         let uri: hyper::Uri = format!("{}{}", self.base, job.page)
             .parse()
@@ -392,34 +415,40 @@ impl Crawler {
         let got = tokio::time::timeout(options.request_timeout, async {
             let res = client.get(uri).await?;
             let status = res.status();
+            let retry_after = res
+                .headers()
+                .get(hyper::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok())
+                .map(Duration::from_secs);
             let body = res.into_body().collect().await?.to_bytes();
-            Ok::<_, Box<dyn Error + Send + Sync>>((status, body))
+            Ok::<_, Box<dyn Error + Send + Sync>>((status, retry_after, body))
         })
         .await;
-        match got {
-            Ok(Ok((StatusCode::OK, body))) => {
+        let outcome = match got {
+            Ok(Ok((StatusCode::OK, _, body))) => {
                 self.enqueue_links(&body);
                 self.done.fetch_add(1, Ordering::Relaxed);
-                return Ok(());
+                return Ok(Outcome::Succeeded);
             }
-            Ok(Ok((StatusCode::TOO_MANY_REQUESTS, _))) => {
-                errors.report();
+            Ok(Ok((StatusCode::TOO_MANY_REQUESTS, retry_after, _))) => {
                 self.rate_limited.fetch_add(1, Ordering::Relaxed);
+                Outcome::Throttled { retry_after }
             }
             _ => {
                 self.errors.fetch_add(1, Ordering::Relaxed);
+                Outcome::Failed
             }
-        }
+        };
         let attempts = job.attempts + 1;
         if attempts < options.max_attempts {
-            self.clone().retry_later(Job {
+            self.push(Job {
                 page: job.page,
                 attempts,
             });
         } else {
             self.failed.fetch_add(1, Ordering::Relaxed);
         }
-        Ok(())
+        Ok(outcome)
     }
 }
 
@@ -437,7 +466,6 @@ pub async fn crawl(
         cpu: options.cpu,
         ..SensorSettings::default()
     });
-    let errors = sensors.client_errors();
     let (take, ready, finished) = (crawler.clone(), crawler.clone(), crawler.clone());
     let builder = AutoscaledPool::builder()
         .sensors(sensors)
@@ -454,11 +482,11 @@ pub async fn crawl(
             if job.is_some() {
                 take.in_flight.fetch_add(1, Ordering::AcqRel);
             }
-            let (crawler, client, errors) = (take.clone(), client.clone(), errors.clone());
+            let (crawler, client) = (take.clone(), client.clone());
             async move {
                 match job {
-                    Some(job) => crawler.fetch(job, client, errors, options).await,
-                    None => Ok(()),
+                    Some(job) => crawler.fetch(job, client, options).await,
+                    None => Ok(Outcome::Succeeded),
                 }
             }
         })
@@ -473,9 +501,12 @@ pub async fn crawl(
     let pool = match options.policy {
         PolicyChoice::Adaptive => builder.policy(AdaptivePolicy::default()).build(),
         PolicyChoice::Crawlee => builder.policy(CrawleePolicy).build(),
+        PolicyChoice::Parity => builder.crawlee_parity().build(),
+        PolicyChoice::Fixed(n) => builder
+            .concurrency_settings(ConcurrencySettings::fixed(n))
+            .build(),
     }
     .map_err(|e| PoolError::Task(CrawlError(format!("invalid pool settings: {e}"))))?;
-    let _ = crawler.handle.set(pool.handle());
     watch(pool.handle());
     pool.run().await
 }

@@ -5,6 +5,7 @@
 //! without touching the machine or the driver.
 
 use core::fmt;
+use core::time::Duration;
 
 use crate::config::ScalingSettings;
 use crate::status::{SignalSet, SystemInfo};
@@ -30,6 +31,11 @@ pub struct ScaleInput<'a> {
     /// Tasks that succeeded since the run started: the goodput a throughput-seeking policy differences (a
     /// throttled or failed task that ends at once is not throughput).
     pub succeeded_total: u64,
+    /// Throttles since the run started: tasks that ended throttled and throttles reported through a handle.
+    pub throttled_total: u64,
+    /// The fewest tasks running (the throttled one included) when a throttle arrived since the last tick:
+    /// where the service started pushing back.
+    pub throttle_level: Option<usize>,
     /// The latest CPU reading over its overload line (`used_ratio / max_used_cpu_ratio`: 1.0 is the line),
     /// if one arrived this run.
     pub cpu_load: Option<f64>,
@@ -104,6 +110,19 @@ pub trait ScalingPolicy {
     /// Called when a run starts, so per-run state can be reset. The default does nothing.
     fn reset(&mut self, _now: Instant) {}
 
+    /// How soon after a tick a throttle may bring the next one forward, so the policy answers it within a
+    /// task latency rather than at its regular cadence; `None` (the default, Crawlee's behaviour) waits for
+    /// the regular tick.
+    fn throttle_reaction(&self) -> Option<Duration> {
+        None
+    }
+
+    /// How soon the policy wants its next tick, if sooner than the regular interval (a ramp paced by task
+    /// latency, say); `None` (the default, Crawlee's behaviour) keeps the interval. Asked after each tick.
+    fn next_tick(&self) -> Option<Duration> {
+        None
+    }
+
     /// The start gate asks this when the current window is overloaded on `overloaded` (never empty) and
     /// `current >= min`: may one more task start (if the other gates allow it, `current < desired` among
     /// them)?
@@ -135,6 +154,12 @@ macro_rules! forward_policy {
             }
             fn reset(&mut self, now: Instant) {
                 (**self).reset(now)
+            }
+            fn throttle_reaction(&self) -> Option<Duration> {
+                (**self).throttle_reaction()
+            }
+            fn next_tick(&self) -> Option<Duration> {
+                (**self).next_tick()
             }
             fn admit_under_overload(
                 &self,
@@ -172,7 +197,8 @@ forward_policy!(
 /// let settings = ScalingSettings::default();
 /// let input = ScaleInput {
 ///     now: Instant::ZERO, current: 45, desired: 50, min: 1, max: 200,
-///     historical: &idle, finished_total: 0, succeeded_total: 0, cpu_load: None, memory_load: None, settings: &settings,
+///     historical: &idle, finished_total: 0, succeeded_total: 0, throttled_total: 0, throttle_level: None,
+///     cpu_load: None, memory_load: None, settings: &settings,
 /// };
 /// assert_eq!(CrawleePolicy.decide(&input).desired, 53); // 50 + ceil(2.5)
 /// ```

@@ -508,6 +508,8 @@ fn decide(
         historical: info,
         finished_total: 0,
         succeeded_total: 0,
+        throttled_total: 0,
+        throttle_level: None,
         cpu_load: None,
         memory_load: None,
         settings: &settings,

@@ -290,3 +290,51 @@ fn client_errors_a_sensor_drains_reach_the_probe_due_at_the_same_instant() {
         client.as_slice()
     );
 }
+
+fn throttled_at_45_running<P: pool_core::ScalingPolicy>(mut pool: Pool<P>) -> (Pool<P>, Instant) {
+    let t0 = Instant::ZERO;
+    pool.start_run(t0).unwrap();
+    while pool.poll_event().is_some() {}
+    for _ in 0..45 {
+        pool.poll_start(t0).unwrap();
+        pool.handle_task_started(t0).unwrap();
+    }
+    let at = t0 + ms(300);
+    pool.handle_task_finished(at, pool_core::TaskOutcome::Throttled { retry_after: None });
+    (pool, at)
+}
+
+fn pool_config_for_throttles() -> PoolConfig {
+    let mut cfg = config(1, 50, 100);
+    cfg.scaling.autoscale_interval = secs(1);
+    cfg
+}
+
+#[test]
+fn a_throttle_brings_the_adaptive_policys_tick_forward_and_desired_drops_to_the_level_served() {
+    let pool = Pool::with_policy(
+        pool_config_for_throttles(),
+        pool_core::AdaptivePolicy::default(),
+    );
+    let (mut pool, at) = throttled_at_45_running(pool.unwrap());
+    assert_eq!(
+        pool.poll_timeout(),
+        Some(at),
+        "the tick comes now, not at 1 s"
+    );
+    pool.handle_timeout(at);
+    let scaled: Vec<_> = std::iter::from_fn(|| pool.poll_event())
+        .filter_map(|e| match e {
+            Event::Scaled(d) => Some(d),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(scaled.len(), 1);
+    assert_eq!((scaled[0].at, scaled[0].new), (at, 44), "{}", scaled[0]);
+}
+
+#[test]
+fn crawlees_policy_waits_for_its_regular_tick_after_a_throttle() {
+    let (pool, at) = throttled_at_45_running(Pool::new(pool_config_for_throttles()).unwrap());
+    assert!(pool.poll_timeout().unwrap() > at);
+}

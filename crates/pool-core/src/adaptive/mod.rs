@@ -19,6 +19,12 @@
 //!   otherwise hold for a few epochs. Below a known ceiling the pool returns straight to `ceiling ×
 //!   ceiling_margin`; a probe above the ceiling that raises throughput without overload means capacity grew,
 //!   and the ramp resumes. Probing above a memory ceiling waits until it has aged (`memory_ceiling_ttl`).
+//! - **Throttles.** A task that ends throttled (or a throttle a handle reports) brings the tick forward, within
+//!   one task latency (at least 100 ms) of the last one ([`ScalingPolicy::throttle_reaction`]). The fewest tasks
+//!   running at a throttle, less one, becomes the *throttle ceiling*: desired drops to it at once and never
+//!   rises above it; desired holds there unless the host's own signals (memory, CPU, lag) cut, and after 10 s
+//!   without a throttle the ceiling is probed one task higher. Throughput is
+//!   goodput: only successful tasks count (`ScaleInput::succeeded_total`).
 //! - **Demand.** Nothing grows while the pool cannot fill its desired concurrency (no tasks ready).
 //! - **Gate.** Through [`ScalingPolicy::admit_under_overload`], the start gate keeps admitting up to desired
 //!   under CPU, event-loop, client or custom overload (the policy's throughput judgement decides instead of a
@@ -84,6 +90,15 @@ impl Default for AdaptivePolicy {
 }
 
 /// Why the adaptive policy decided what it did; each maps to a [`ScaleReason::Policy`] text.
+/// The shortest tick of the ramp.
+const RAMP_TICK: Duration = Duration::from_millis(250);
+/// Tasks shorter than this pace the ramp by their latency.
+const FAST_RAMP_BELOW: Duration = Duration::from_millis(400);
+/// The soonest a throttle may bring a tick forward.
+const THROTTLE_REACTION: Duration = Duration::from_millis(100);
+/// A throttle ceiling is probed one task higher after this many quiet seconds.
+const THROTTLE_PROBE_S: f64 = 10.0;
+
 mod why {
     pub(super) const RAMP: &str = "adaptive: ramp (no fresh overload, pool busy)";
     pub(super) const RAMP_AT_MEMORY_CEILING: &str = "adaptive: ramp held below the memory ceiling";
@@ -110,6 +125,10 @@ mod why {
         "adaptive: cpu load fell well below the line that bounded the pool; ramp resumes";
     pub(super) const AT_LINE: &str =
         "adaptive: ramp reached a cpu/memory line; climbing on throughput from here";
+    pub(super) const THROTTLED: &str =
+        "adaptive: throttled downstream; desired drops to the most tasks the service took";
+    pub(super) const AT_THROTTLE_CEILING: &str =
+        "adaptive: held at the level the service last throttled above";
 }
 
 impl AdaptivePolicy {
@@ -317,6 +336,84 @@ impl ScalingPolicy for AdaptivePolicy {
     }
 
     fn decide(&mut self, i: &ScaleInput<'_>) -> Scale {
+        // Below a known throttle ceiling the climb works as if the ceiling were the pool's max, so it never
+        // probes into throttles, nor reads a probe the ceiling held back as a flat one.
+        let bounded = ScaleInput {
+            max: self
+                .state
+                .throttle_ceiling
+                .map_or(i.max, |(c, _)| i.max.min(c.max(i.min))),
+            ..*i
+        };
+        let inner = self.decide_unthrottled(&bounded);
+        self.bound_by_throttles(i, inner)
+    }
+
+    fn next_tick(&self) -> Option<Duration> {
+        // The ramp grows per task latency, as TCP's slow start grows per round trip: each step is judged
+        // once the tasks it started have had time to end, and no sooner than every 250 ms.
+        // Only short tasks pace it: with tasks near the 1 s tick, the regular tick is already per latency.
+        if self.state.phase != Phase::Ramp {
+            return None;
+        }
+        let latency = self.latency_estimate()?;
+        (latency < FAST_RAMP_BELOW).then(|| latency.max(RAMP_TICK))
+    }
+
+    fn throttle_reaction(&self) -> Option<Duration> {
+        // Within one task latency of a throttle, and no sooner than 100 ms after the last tick.
+        Some(
+            self.latency_estimate()
+                .unwrap_or(THROTTLE_REACTION)
+                .max(THROTTLE_REACTION),
+        )
+    }
+}
+
+impl AdaptivePolicy {
+    /// The service behind the tasks throttled: the level it throttled at becomes a ceiling, and desired drops
+    /// just below it at once. Between throttles desired stays at or below the ceiling, which a quiet spell
+    /// lets creep up by one task, so a service whose limit rose is found again.
+    fn bound_by_throttles(&mut self, i: &ScaleInput<'_>, s: Scale) -> Scale {
+        let now_s = i.now.as_nanos() as f64 / 1e9;
+        let st = &mut self.state;
+        let fresh = i.throttled_total > st.seen_throttled;
+        st.seen_throttled = i.throttled_total;
+        // Once throttles are answered here, the client signal's own cut (a share of what runs) would only cut
+        // below the level the service takes: the ceiling decides instead.
+        let client_cut = s.reason == ScaleReason::Policy(why::CUT_CLIENT);
+        if fresh {
+            let level = i.throttle_level.unwrap_or(i.current + 1);
+            // A known ceiling moves down by one task per throttled tick at most: a probe that drew a throttle
+            // goes back where it came from, and one late or low reading cannot collapse the pool.
+            let ceiling = match st.throttle_ceiling {
+                Some((known, _)) => level.saturating_sub(1).max(known.saturating_sub(1)),
+                None => level.saturating_sub(1),
+            }
+            .max(i.min);
+            st.throttle_ceiling = Some((ceiling, now_s));
+            let desired = if client_cut { i.desired } else { s.desired };
+            return self.scale(desired.min(ceiling), why::THROTTLED);
+        }
+        let Some((mut ceiling, since)) = st.throttle_ceiling else {
+            return s;
+        };
+        if now_s - since >= THROTTLE_PROBE_S {
+            ceiling += 1;
+            st.throttle_ceiling = Some((ceiling, now_s));
+        }
+        // The service's limit is known: hold at it. Only the host's own signals (memory, CPU, lag) cut below;
+        // the climb's probes around it would only trade goodput for noise.
+        let host_cut = [why::CUT_MEMORY, why::CUT_LOCAL, why::WAIT_CUT]
+            .iter()
+            .any(|w| s.reason == ScaleReason::Policy(w));
+        if host_cut && !client_cut {
+            return s;
+        }
+        self.scale(ceiling.max(i.min), why::AT_THROTTLE_CEILING)
+    }
+
+    fn decide_unthrottled(&mut self, i: &ScaleInput<'_>) -> Scale {
         let now_s = i.now.as_nanos() as f64 / 1e9;
         if !self.state.started {
             self.state.started = true;

@@ -81,6 +81,11 @@ pub(super) struct State {
     pub(super) cooldown_until_s: f64,
     pub(super) ceiling: Option<usize>,
     pub(super) memory_ceiling: Option<(usize, f64)>,
+    /// The most tasks the service behind them took without throttling, and when that was last learned or
+    /// probed (seconds).
+    pub(super) throttle_ceiling: Option<(usize, f64)>,
+    /// `throttled_total` at the previous tick, to tell a fresh throttle.
+    pub(super) seen_throttled: u64,
     pub(super) base: usize,
     pub(super) base_rate: f64,
     /// The CPU load when CPU last bounded the pool (the ramp met its line, or a local overload cut).
@@ -109,6 +114,8 @@ impl State {
             cooldown_until_s: 0.0,
             ceiling: None,
             memory_ceiling: None,
+            throttle_ceiling: None,
+            seen_throttled: 0,
             base: 0,
             base_rate: 0.0,
             line_load: None,

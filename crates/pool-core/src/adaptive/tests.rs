@@ -29,6 +29,8 @@ fn input<'a>(
         historical: info,
         finished_total: finished,
         succeeded_total: finished,
+        throttled_total: 0,
+        throttle_level: None,
         cpu_load: None,
         memory_load: None,
         settings,
@@ -118,4 +120,54 @@ fn is_deterministic_and_reset_restores_the_start() {
     assert_eq!(first, run(&mut b));
     a.reset(Instant::ZERO);
     assert_eq!(a, AdaptivePolicy::default());
+}
+
+#[test]
+fn a_fresh_throttle_drops_desired_to_the_level_the_service_took_and_holds_there() {
+    let set = ScalingSettings::default();
+    let calm = idle();
+    let mut p = AdaptivePolicy::default();
+    p.decide(&input(0, 40, 40, &calm, 0, &set));
+    // 45 tasks ran when the service throttled one: 44 is what it takes.
+    let s = p.decide(&ScaleInput {
+        throttled_total: 3,
+        throttle_level: Some(45),
+        ..input(1, 46, 50, &calm, 100, &set)
+    });
+    assert_eq!((s.desired, reason(&s)), (44, why::THROTTLED));
+    // No fresh throttle, a busy pool and an idle system: the ramp would grow, the ceiling holds.
+    for t in 2..11 {
+        let s = p.decide(&ScaleInput {
+            throttled_total: 3,
+            ..input(t, 44, 44, &calm, 100 * t, &set)
+        });
+        assert_eq!(s.desired, 44, "at {t} s: {}", reason(&s));
+    }
+}
+
+#[test]
+fn a_quiet_throttle_ceiling_is_probed_one_task_higher_and_a_throttle_takes_it_back() {
+    let set = ScalingSettings::default();
+    let calm = idle();
+    let mut p = AdaptivePolicy::default();
+    p.decide(&input(0, 40, 40, &calm, 0, &set));
+    let throttled = |t, total, level, current| ScaleInput {
+        throttled_total: total,
+        throttle_level: level,
+        ..input(t, current, current, &calm, 100 * t, &set)
+    };
+    assert_eq!(p.decide(&throttled(1, 1, Some(41), 41)).desired, 40);
+    // Ten quiet seconds later the ceiling is one task higher.
+    assert_eq!(p.decide(&throttled(11, 1, None, 40)).desired, 41);
+    // The probe drew a throttle at 41 running: back to 40, not lower, even if the reading says 39.
+    let s = p.decide(&throttled(12, 2, Some(39), 41));
+    assert_eq!((s.desired, reason(&s)), (40, why::THROTTLED));
+}
+
+#[test]
+fn the_policy_reacts_to_throttles_within_a_task_latency_and_crawlees_waits_for_its_tick() {
+    let p = AdaptivePolicy::default();
+    assert_eq!(p.throttle_reaction(), Some(THROTTLE_REACTION));
+    assert_eq!(crate::scale::CrawleePolicy.throttle_reaction(), None);
+    assert_eq!(crate::scale::CrawleePolicy.next_tick(), None);
 }

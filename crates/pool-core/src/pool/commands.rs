@@ -47,6 +47,7 @@ impl<P: ScalingPolicy> Pool<P> {
         self.run_started = now;
         self.next_start = now;
         self.backoff = super::throttle::Backoff::new(&self.config.throttle);
+        self.throttle_level = None;
         self.last_refusal = None;
         self.last_reported = None;
         self.overload_cache = None;

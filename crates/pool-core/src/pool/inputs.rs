@@ -43,7 +43,12 @@ impl<P: ScalingPolicy> Pool<P> {
         }
         if now >= d.autoscale {
             self.autoscale(now);
-            self.deadlines.autoscale = now + self.config.scaling.autoscale_interval;
+            let interval = self.config.scaling.autoscale_interval;
+            let next = self
+                .policy
+                .next_tick()
+                .map_or(interval, |t| t.min(interval));
+            self.deadlines.autoscale = now + next;
         }
         if now >= d.status {
             let info = self.historical_info(now);
@@ -70,10 +75,13 @@ impl<P: ScalingPolicy> Pool<P> {
             historical: &info,
             finished_total: self.report.finished(),
             succeeded_total: self.report.succeeded,
+            throttled_total: self.report.throttled + self.report.throttles_reported,
+            throttle_level: self.throttle_level.take(),
             cpu_load: self.loads.0,
             memory_load: self.loads.1,
             settings: &self.config.scaling,
         };
+        self.last_autoscale = now;
         let Scale { desired, reason } = self.policy.decide(&input);
         let old = self.desired;
         self.desired = desired.clamp(self.min, self.max);
@@ -323,7 +331,8 @@ impl<P: ScalingPolicy> Pool<P> {
             }
             TaskOutcome::Throttled { retry_after } => {
                 self.report.throttled += 1;
-                self.throttle(now, retry_after);
+                // The task has left `current`; it was running when the service refused it.
+                self.throttle(now, retry_after, self.current + 1);
                 Verdict::Continue
             }
             TaskOutcome::Unsuccessful => {
@@ -357,13 +366,22 @@ impl<P: ScalingPolicy> Pool<P> {
     pub fn handle_throttle(&mut self, now: Instant, retry_after: Option<Duration>) {
         self.observe(now);
         self.report.throttles_reported += 1;
-        self.throttle(now, retry_after);
+        // The reporting task is still running.
+        self.throttle(now, retry_after, self.current);
     }
 
     /// A throttle counts as a client error at once, so the client signal sees it at its next probe, and
     /// starts wait for the retry-after or the streak's backoff.
-    fn throttle(&mut self, now: Instant, retry_after: Option<Duration>) {
+    fn throttle(&mut self, now: Instant, retry_after: Option<Duration>, level: usize) {
         self.client_errors_total += 1;
+        self.throttle_level = Some(self.throttle_level.map_or(level, |l| l.min(level)));
+        // A policy that answers throttles at once gets its tick now, at most once per its reaction time.
+        if let Some(gap) = self.policy.throttle_reaction()
+            && now >= self.last_autoscale + gap
+            && self.deadlines.autoscale > now
+        {
+            self.deadlines.autoscale = now;
+        }
         let until = self
             .backoff
             .throttled(now, retry_after, &self.config.throttle);

@@ -112,6 +112,10 @@ pub struct Pool<P: ScalingPolicy = CrawleePolicy> {
     next_start: Instant,
     /// Throttles seen and the waits they impose on starts.
     backoff: throttle::Backoff,
+    /// The fewest tasks running at a throttle since the last tick, for the policy.
+    throttle_level: Option<usize>,
+    /// When the last autoscale tick ran.
+    last_autoscale: Instant,
     sample_due: bool,
     client_errors_total: u64,
     client_errors_seen: u64,
@@ -166,6 +170,8 @@ impl<P: ScalingPolicy> Pool<P> {
             deadlines: Deadlines::NEVER,
             next_start: Instant::ZERO,
             backoff: throttle::Backoff::new(&config.throttle),
+            throttle_level: None,
+            last_autoscale: Instant::ZERO,
             sample_due: false,
             client_errors_total: 0,
             client_errors_seen: 0,
