@@ -49,8 +49,8 @@ pub mod api {
         AdaptivePolicy, AdaptiveSettings, ConcurrencySettings, ConfigError, CrawleePolicy,
         DrainTimeout, Event, EventSink, FnSink, Handle, MemoryBudget, Outcome, PoolConfig,
         PoolError, Refusal, RunError, RunReport, ScaleDecision, ScalingPolicy, ScalingSettings,
-        SignalId, SnapshotSettings, StatusRecord, StatusSettings, SystemInfo, TaskMode, TaskPanic,
-        ThrottleSettings, TimeoutPolicy, TracingSink,
+        SignalId, SnapshotSettings, StatusRecord, StatusSettings, SystemInfo, TaskCounts, TaskMode,
+        TaskPanic, ThrottleSettings, TimeoutPolicy, TracingSink,
     };
     pub use pool_sensors::{
         ClientErrors, CpuMode, LoadSignal, SensorSettings, SystemSensors,

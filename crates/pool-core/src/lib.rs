@@ -91,7 +91,7 @@ pub use config::{
     StatusSettings, ThrottleSettings, TimeoutPolicy,
 };
 #[cfg(feature = "alloc")]
-pub use driver::{FnSink, Handle, InPlace, PoolError, Run, Spawned, TaskPanic};
+pub use driver::{FnSink, Handle, InPlace, PoolError, Run, Spawned, TaskCounts, TaskPanic};
 pub use outcome::Outcome;
 pub use pool::{
     Action, Event, Pool, Refusal, RunError, RunReport, ScaleDecision, StatusRecord, TaskOutcome,

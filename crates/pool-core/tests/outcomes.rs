@@ -40,6 +40,11 @@ fn scripted<'a>(
     )
 }
 
+/// Task `k` ends with `outcome`, every other one succeeds.
+fn only(k: u32, outcome: Outcome) -> impl Fn(u32) -> Outcome {
+    move |i| if i == k { outcome } else { Outcome::Succeeded }
+}
+
 fn one_at_a_time() -> PoolConfig {
     config(1, 1, 1)
 }
@@ -66,12 +71,9 @@ fn throttled_and_failed_outcomes_are_counted_apart_and_the_run_goes_on() {
         (3, 3, 3)
     );
     assert_eq!(report.finished(), 9);
+    let counts = case.handle.counts();
     assert_eq!(
-        (
-            case.handle.succeeded(),
-            case.handle.throttled(),
-            case.handle.failed()
-        ),
+        (counts.succeeded, counts.throttled, counts.failed),
         (3, 3, 3),
         "the handle shows the same counts"
     );
@@ -93,13 +95,14 @@ fn an_ok_unit_task_is_a_success_as_before() {
 fn a_retry_after_holds_the_next_start_until_it_has_passed() {
     let case = Case::new(one_at_a_time()).traced();
     let (c, starts) = (Counters::default(), RefCell::new(Vec::new()));
-    let mut fns = scripted(&case.sim, &c, &starts, 3, ms(10), |i| {
-        if i == 1 {
-            Outcome::retry_after(secs(2))
-        } else {
-            Outcome::Succeeded
-        }
-    });
+    let mut fns = scripted(
+        &case.sim,
+        &c,
+        &starts,
+        3,
+        ms(10),
+        only(1, Outcome::retry_after(secs(2))),
+    );
     case.run(&mut fns).unwrap();
     // Task 1 ends at 10 ms and asks for 2 s: task 2 starts at 2.010 s, task 3 right after task 2.
     assert_eq!(gaps(&starts), [2010, 10]);
@@ -158,13 +161,7 @@ fn starts_after_throttles_are_spaced_with_growing_backoff_until_a_success() {
 fn a_failed_outcome_is_reported_as_an_event_and_does_not_end_the_run() {
     let case = Case::new(one_at_a_time()).traced();
     let (c, starts) = (Counters::default(), RefCell::new(Vec::new()));
-    let mut fns = scripted(&case.sim, &c, &starts, 4, ms(10), |i| {
-        if i == 2 {
-            Outcome::Failed
-        } else {
-            Outcome::Succeeded
-        }
-    });
+    let mut fns = scripted(&case.sim, &c, &starts, 4, ms(10), only(2, Outcome::Failed));
     let report = case.run(&mut fns).unwrap();
     assert_eq!((report.succeeded, report.failed), (3, 1));
     let failed: Vec<_> = case

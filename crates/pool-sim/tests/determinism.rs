@@ -4,14 +4,10 @@ use pool_core::{AdaptivePolicy, CrawleePolicy};
 use pool_sim::model::{Control, run};
 use pool_sim::scenario::Scenario;
 
-fn scenario(name: &str) -> Scenario {
-    Scenario::bundled(name).unwrap()
-}
-
 #[test]
 fn same_seed_gives_an_identical_trace() {
     // Noisy sensors, jittered timers and task jitter: every random stream is exercised.
-    let sc = scenario("noisy-sensors");
+    let sc = Scenario::bundled("noisy-sensors").unwrap();
     let a = run(&sc, Control::Policy(AdaptivePolicy::default()));
     let b = run(&sc, Control::Policy(AdaptivePolicy::default()));
     assert!(!a.decisions.is_empty());
@@ -24,7 +20,7 @@ fn same_seed_gives_an_identical_trace() {
 
 #[test]
 fn another_seed_gives_another_trace() {
-    let sc = scenario("noisy-sensors");
+    let sc = Scenario::bundled("noisy-sensors").unwrap();
     let other = Scenario {
         seed: sc.seed + 1,
         ..sc.clone()

@@ -4,13 +4,9 @@ use pool_core::{AdaptivePolicy, CrawleePolicy};
 use pool_sim::model::{Control, run};
 use pool_sim::scenario::Scenario;
 
-fn scenario(name: &str) -> Scenario {
-    Scenario::bundled(name).unwrap()
-}
-
 #[test]
 fn adaptive_out_earns_crawlee_on_the_cpu_knee_and_reaches_it_within_30_s() {
-    let sc = scenario("cpu-knee");
+    let sc = Scenario::bundled("cpu-knee").unwrap();
     let a = run(&sc, Control::Policy(AdaptivePolicy::default()));
     let c = run(&sc, Control::Policy(CrawleePolicy));
     assert!(
@@ -25,7 +21,7 @@ fn adaptive_out_earns_crawlee_on_the_cpu_knee_and_reaches_it_within_30_s() {
 
 #[test]
 fn adaptive_never_ooms_where_crawlee_does() {
-    let sc = scenario("memory-cap");
+    let sc = Scenario::bundled("memory-cap").unwrap();
     let a = run(&sc, Control::Policy(AdaptivePolicy::default()));
     let c = run(&sc, Control::Policy(CrawleePolicy));
     assert_eq!(a.oom_at, None);
@@ -34,7 +30,7 @@ fn adaptive_never_ooms_where_crawlee_does() {
 
 #[test]
 fn adaptive_stops_at_the_latency_knee() {
-    let sc = scenario("latency-knee");
+    let sc = Scenario::bundled("latency-knee").unwrap();
     let a = run(&sc, Control::Policy(AdaptivePolicy::default()));
     let late = &a.series[a.series.len() / 2..];
     let max = late.iter().map(|s| s.desired).max().unwrap();
@@ -45,7 +41,7 @@ fn adaptive_stops_at_the_latency_knee() {
 
 #[test]
 fn every_decision_is_explained() {
-    let sc = scenario("capacity-step");
+    let sc = Scenario::bundled("capacity-step").unwrap();
     let a = run(&sc, Control::Policy(AdaptivePolicy::default()));
     assert!(
         a.decisions

@@ -91,10 +91,8 @@ fn rising_memory_overload_cuts_hard_and_never_below_min() {
 
 #[test]
 fn one_noisy_cpu_reading_does_not_cut_but_a_rising_trend_does() {
-    let set = ScalingSettings::default();
-    let calm = idle();
-    let mut p = AdaptivePolicy::default();
-    p.decide(&input(0, 40, 40, &calm, 0, &set));
+    let (set, calm) = (ScalingSettings::default(), idle());
+    let mut p = after_a_first_tick_at_40(&calm, &set);
     let mut blip = idle();
     blip.cpu.actual_ratio = 0.033;
     let s = p.decide(&input(1, 46, 46, &blip, 0, &set));
@@ -122,12 +120,17 @@ fn is_deterministic_and_reset_restores_the_start() {
     assert_eq!(a, AdaptivePolicy::default());
 }
 
+/// A default policy that has seen one calm tick with 40 tasks running.
+fn after_a_first_tick_at_40(calm: &SystemInfo, set: &ScalingSettings) -> AdaptivePolicy {
+    let mut p = AdaptivePolicy::default();
+    p.decide(&input(0, 40, 40, calm, 0, set));
+    p
+}
+
 #[test]
 fn a_fresh_throttle_drops_desired_to_the_level_the_service_took_and_holds_there() {
-    let set = ScalingSettings::default();
-    let calm = idle();
-    let mut p = AdaptivePolicy::default();
-    p.decide(&input(0, 40, 40, &calm, 0, &set));
+    let (set, calm) = (ScalingSettings::default(), idle());
+    let mut p = after_a_first_tick_at_40(&calm, &set);
     // 45 tasks ran when the service throttled one: 44 is what it takes.
     let s = p.decide(&ScaleInput {
         throttled_total: 3,
@@ -147,10 +150,8 @@ fn a_fresh_throttle_drops_desired_to_the_level_the_service_took_and_holds_there(
 
 #[test]
 fn a_quiet_throttle_ceiling_is_probed_one_task_higher_and_a_throttle_takes_it_back() {
-    let set = ScalingSettings::default();
-    let calm = idle();
-    let mut p = AdaptivePolicy::default();
-    p.decide(&input(0, 40, 40, &calm, 0, &set));
+    let (set, calm) = (ScalingSettings::default(), idle());
+    let mut p = after_a_first_tick_at_40(&calm, &set);
     let throttled = |t, total, level, current| ScaleInput {
         throttled_total: total,
         throttle_level: level,

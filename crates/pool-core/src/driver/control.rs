@@ -49,6 +49,18 @@ pub(super) struct Shared {
     pub(super) info: std::sync::Mutex<Option<(SystemInfo, SystemInfo)>>,
 }
 
+/// A run's tasks by how they ended, as a [`Handle`] shows them while the run goes on. The counts wrap past
+/// `usize::MAX`; the run's [`RunReport`](crate::RunReport) has the exact `u64`s.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TaskCounts {
+    /// Tasks that succeeded.
+    pub succeeded: usize,
+    /// Tasks that ended throttled.
+    pub throttled: usize,
+    /// Tasks that failed: an error, a panic, or `Outcome::Failed`.
+    pub failed: usize,
+}
+
 /// A cloneable, thread-safe handle to a pool: pause, resume, abort, notify, setters and counters, usable
 /// from inside tasks and from other threads.
 #[derive(Clone, Debug)]
@@ -106,19 +118,14 @@ impl Handle {
     pub fn max_concurrency(&self) -> usize {
         self.shared.max.load(Ordering::Acquire)
     }
-    /// Tasks of the active or last run that succeeded, as of the driver's last poll (wrapping past
-    /// `usize::MAX`; the run's [`RunReport`](crate::RunReport) has the exact `u64`).
-    pub fn succeeded(&self) -> usize {
-        self.shared.succeeded.load(Ordering::Acquire)
-    }
-    /// Tasks of the active or last run that ended throttled, as of the driver's last poll.
-    pub fn throttled(&self) -> usize {
-        self.shared.throttled.load(Ordering::Acquire)
-    }
-    /// Tasks of the active or last run that failed (an error, a panic or `Outcome::Failed`), as of the
-    /// driver's last poll.
-    pub fn failed(&self) -> usize {
-        self.shared.failed.load(Ordering::Acquire)
+    /// The active or last run's tasks by how they ended, as of the driver's last poll.
+    pub fn counts(&self) -> TaskCounts {
+        let sh = &self.shared;
+        TaskCounts {
+            succeeded: sh.succeeded.load(Ordering::Acquire),
+            throttled: sh.throttled.load(Ordering::Acquire),
+            failed: sh.failed.load(Ordering::Acquire),
+        }
     }
     /// Whether a run is active.
     pub fn is_running(&self) -> bool {

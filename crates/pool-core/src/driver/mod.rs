@@ -29,7 +29,7 @@ mod run;
 mod sink;
 mod wake;
 
-pub use control::Handle;
+pub use control::{Handle, TaskCounts};
 pub use error::{PoolError, TaskPanic};
 pub use launch::{CatchPanic, InPlace, Spawned};
 pub use run::Run;
