@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
 use crawl_demo::site::{self, CrawlOptions, Crawler, PolicyChoice, SiteConfig};
-use pool_tokio::{ConcurrencySettings, CpuMode};
+use pool_tokio::{ConcurrencySettings, SensorSettings};
 use serde::Serialize;
 
 /// `crawl-client write-site|run`.
@@ -135,8 +135,9 @@ async fn run(
         autoscale_interval: Duration::from_secs(1),
         max_attempts: 10_000,
         request_timeout: Duration::from_secs(30),
-        // Only this process's CPU: the server shares the machine and is not the client's load.
-        cpu: CpuMode::Process,
+        // The default builder's CPU signal (a cgroup limit, else the host), as a user gets it, though the server
+        // and the other systems' processes share this machine.
+        cpu: SensorSettings::default().cpu,
     };
     let timeline = Arc::new(Mutex::new(Vec::new()));
     let started = Instant::now();
