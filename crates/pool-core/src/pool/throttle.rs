@@ -68,10 +68,11 @@ impl Backoff {
 
     /// The current streak's wait: `base × 2^(streak − 1)` capped at `max`, drawn from its upper half.
     fn wait(&mut self, s: &ThrottleSettings) -> Duration {
-        let doublings = self.streak.saturating_sub(1).min(32);
+        // Past 31 doublings any base is past any sensible cap; the shift must stay inside a u32.
+        let doublings = self.streak.saturating_sub(1).min(31);
         let nominal = s
             .backoff_base
-            .saturating_mul(1 << doublings.min(31))
+            .saturating_mul(1 << doublings)
             .min(s.backoff_max);
         let half = nominal / 2;
         let span = u64::try_from(half.as_nanos()).unwrap_or(u64::MAX);
