@@ -36,12 +36,19 @@ pub struct ScaleInput<'a> {
     /// The fewest tasks running (the throttled one included) when a throttle arrived since the last tick:
     /// where the service started pushing back.
     pub throttle_level: Option<usize>,
+    /// The mean latency of the tasks that succeeded since the previous tick, when the driver timed them
+    /// ([`Pool::handle_task_finished_since`](crate::Pool::handle_task_finished_since)); `None` when none
+    /// did. Tasks still running are not in it, so under a latency that rises it lags by about one latency.
+    pub succeeded_latency: Option<Duration>,
     /// The latest CPU reading over its overload line (`used_ratio / max_used_cpu_ratio`: 1.0 is the line),
     /// if one arrived this run.
     pub cpu_load: Option<f64>,
     /// The latest memory reading over its overload line (`used / (budget × max_used_memory_ratio)`), if one
     /// arrived this run.
     pub memory_load: Option<f64>,
+    /// Tasks running when the latest CPU or memory reading arrived (0 before one has): what a reading taken
+    /// some time before the tick reflects, so a policy projects it from the right count.
+    pub load_running: usize,
     /// The scaling settings.
     pub settings: &'a ScalingSettings,
 }
@@ -198,7 +205,7 @@ forward_policy!(
 /// let input = ScaleInput {
 ///     now: Instant::ZERO, current: 45, desired: 50, min: 1, max: 200,
 ///     historical: &idle, finished_total: 0, succeeded_total: 0, throttled_total: 0, throttle_level: None,
-///     cpu_load: None, memory_load: None, settings: &settings,
+///     succeeded_latency: None, cpu_load: None, memory_load: None, load_running: 0, settings: &settings,
 /// };
 /// assert_eq!(CrawleePolicy.decide(&input).desired, 53); // 50 + ceil(2.5)
 /// ```

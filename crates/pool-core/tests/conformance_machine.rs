@@ -510,8 +510,10 @@ fn decide(
         succeeded_total: 0,
         throttled_total: 0,
         throttle_level: None,
+        succeeded_latency: None,
         cpu_load: None,
         memory_load: None,
+        load_running: current,
         settings: &settings,
     };
     let s = CrawleePolicy.decide(&input);

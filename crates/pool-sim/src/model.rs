@@ -105,6 +105,7 @@ pub enum Control<P> {
 }
 
 struct Task {
+    started_ns: u64,
     cpu: f64,
     mem: f64,
     downstream: bool,
@@ -121,7 +122,9 @@ struct State<'a> {
     cpu_demand: f64,
     mem_tasks: f64,
     ds_inflight: usize,
-    ds_starts: std::collections::VecDeque<u64>,
+    /// The downstream's leaky bucket: requests in excess of its rate, and when that was last updated.
+    ds_excess: f64,
+    ds_excess_at: u64,
     task_rng: Rng,
     sensor_rng: Rng,
     lag_rng: Rng,
@@ -162,24 +165,23 @@ impl State<'_> {
         self.cpu_demand += cpu;
         self.mem_tasks += mem;
 
-        // Downstream admission: concurrency limit, then rate limit over a sliding second.
+        // Downstream admission: concurrency limit, then a rate limit as nginx's `limit_req` keeps it: a leaky
+        // bucket draining at the rate, refusing a request while the excess is above the burst.
         let uses_ds = sc.ds_conc_limit > 0 || sc.ds_rate_limit > 0.0;
-        while self
-            .ds_starts
-            .front()
-            .is_some_and(|&s| s + 1_000_000_000 <= now_ns)
-        {
-            self.ds_starts.pop_front();
+        if sc.ds_rate_limit > 0.0 {
+            let drained = secs(now_ns.saturating_sub(self.ds_excess_at)) * sc.ds_rate_limit;
+            self.ds_excess = (self.ds_excess - drained).max(0.0);
+            self.ds_excess_at = now_ns;
         }
         let over_conc = sc.ds_conc_limit > 0 && self.ds_inflight >= sc.ds_conc_limit;
-        let over_rate = sc.ds_rate_limit > 0.0 && self.ds_starts.len() as f64 >= sc.ds_rate_limit;
+        let over_rate = sc.ds_rate_limit > 0.0 && self.ds_excess + 1.0 > sc.ds_rate_burst;
         let rejected = uses_ds && (over_conc || over_rate);
         let latency = if rejected {
             sc.ds_reject_s * jitter
         } else {
             if uses_ds {
                 self.ds_inflight += 1;
-                self.ds_starts.push_back(now_ns);
+                self.ds_excess += 1.0;
             }
             let u = self.cpu_util(t);
             let q = sc.cpu_queueing;
@@ -198,6 +200,7 @@ impl State<'_> {
             (sc.task_s * cpu_slow * mem_slow + ds) * jitter
         };
         let task = Task {
+            started_ns: now_ns,
             cpu,
             mem,
             downstream: uses_ds && !rejected,
@@ -219,7 +222,31 @@ impl State<'_> {
         end
     }
 
-    fn finish(&mut self, idx: usize) -> bool {
+    /// Reads the sensors into `pool` at `now` (`t` in seconds), with the scenario's noise.
+    fn sample<P: ScalingPolicy>(&mut self, pool: &mut Pool<P>, now: Instant, t: f64) {
+        let sc = self.sc;
+        let noise = sc.cpu_noise * self.sensor_rng.normal();
+        let used_ratio = (self.cpu_util(t).min(1.0) + noise).max(0.0);
+        let _ = pool.handle_cpu(
+            now,
+            CpuReading {
+                at: now,
+                used_ratio,
+            },
+        );
+        let mem_noise = sc.mem_noise_mb * self.sensor_rng.normal();
+        let used = ((self.mem_used_mb() + mem_noise).max(0.0) * MB) as u64;
+        let reading = MemoryReading {
+            at: now,
+            used_bytes: used,
+            total_bytes: (sc.mem_budget_mb * 4.0 * MB) as u64,
+            system_used_bytes: None,
+        };
+        let _ = pool.handle_memory(now, reading);
+    }
+
+    /// Ends task `idx`; returns whether the service rejected it, and when it started.
+    fn finish(&mut self, idx: usize) -> (bool, u64) {
         let task = self.tasks[idx].take().expect("a finished task was running");
         self.free.push(idx);
         self.running -= 1;
@@ -228,7 +255,7 @@ impl State<'_> {
         if task.downstream {
             self.ds_inflight -= 1;
         }
-        task.rejected
+        (task.rejected, task.started_ns)
     }
 }
 
@@ -279,7 +306,8 @@ fn drive<P: ScalingPolicy>(sc: &Scenario, mut pool: Pool<P>) -> RunResult {
         cpu_demand: 0.0,
         mem_tasks: 0.0,
         ds_inflight: 0,
-        ds_starts: std::collections::VecDeque::new(),
+        ds_excess: 0.0,
+        ds_excess_at: 0,
         task_rng: Rng::new(sc.seed, 1),
         sensor_rng: Rng::new(sc.seed, 2),
         lag_rng: Rng::new(sc.seed, 3),
@@ -317,25 +345,7 @@ fn drive<P: ScalingPolicy>(sc: &Scenario, mut pool: Pool<P>) -> RunResult {
         // Drain what the machine wants.
         while let Some(action) = pool.poll_action() {
             if action == Action::SampleSensors {
-                let t = secs(now_ns);
-                let noise = sc.cpu_noise * st.sensor_rng.normal();
-                let used_ratio = (st.cpu_util(t).min(1.0) + noise).max(0.0);
-                let _ = pool.handle_cpu(
-                    now,
-                    CpuReading {
-                        at: now,
-                        used_ratio,
-                    },
-                );
-                let mem_noise = sc.mem_noise_mb * st.sensor_rng.normal();
-                let used = ((st.mem_used_mb() + mem_noise).max(0.0) * MB) as u64;
-                let reading = MemoryReading {
-                    at: now,
-                    used_bytes: used,
-                    total_bytes: (sc.mem_budget_mb * 4.0 * MB) as u64,
-                    system_used_bytes: None,
-                };
-                let _ = pool.handle_memory(now, reading);
+                st.sample(&mut pool, now, secs(now_ns));
             }
         }
         while let Some(e) = pool.poll_event() {
@@ -422,7 +432,8 @@ fn drive<P: ScalingPolicy>(sc: &Scenario, mut pool: Pool<P>) -> RunResult {
                 st.heap.pop();
                 // A 429 is reported the way a user's task reports it: as a throttled outcome, which the machine
                 // counts as a client error and backs off from.
-                let outcome = if st.finish(idx) {
+                let (rejected_task, started_ns) = st.finish(idx);
+                let outcome = if rejected_task {
                     rejected += 1;
                     TaskOutcome::Throttled { retry_after: None }
                 } else {
@@ -430,7 +441,7 @@ fn drive<P: ScalingPolicy>(sc: &Scenario, mut pool: Pool<P>) -> RunResult {
                     sec.completed += 1;
                     TaskOutcome::Succeeded
                 };
-                pool.handle_task_finished(now, outcome);
+                pool.handle_task_finished_since(now, at(started_ns), outcome);
             }
             out.rejected += rejected;
             sec.rejected += rejected;
@@ -439,6 +450,10 @@ fn drive<P: ScalingPolicy>(sc: &Scenario, mut pool: Pool<P>) -> RunResult {
             && w <= now_ns
         {
             timer = None;
+            // As the library's driver does: sensors first, so a tick due now decides on readings of now.
+            if pool.poll_sample(now) {
+                st.sample(&mut pool, now, secs(now_ns));
+            }
             pool.handle_timeout(now);
         }
     }

@@ -87,9 +87,12 @@ pub struct Scenario {
     pub ds_knee_s: f64,
     /// Downstream answers 429 above this many accepted requests in flight (0 = no limit).
     pub ds_conc_limit: usize,
-    /// Downstream answers 429 above this many accepted requests per second (0 = no limit).
+    /// Downstream answers 429 above this many accepted requests per second (0 = no limit), as a leaky bucket.
     #[serde(deserialize_with = "non_negative")]
     pub ds_rate_limit: f64,
+    /// Requests the rate limit lets through above its rate at once (nginx's `burst`).
+    #[serde(deserialize_with = "non_negative")]
+    pub ds_rate_burst: f64,
     /// How long a 429 takes, seconds.
     #[serde(deserialize_with = "non_negative")]
     pub ds_reject_s: f64,
@@ -138,6 +141,7 @@ impl Default for Scenario {
             ds_knee_s: 0.0,
             ds_conc_limit: 0,
             ds_rate_limit: 0.0,
+            ds_rate_burst: 0.0,
             ds_reject_s: 0.05,
             lag_base_ms: 1.0,
             lag_per_overload_ms: 200.0,

@@ -94,6 +94,10 @@ impl Default for AdaptivePolicy {
 const RAMP_TICK: Duration = Duration::from_millis(250);
 /// Tasks shorter than this pace the ramp by their latency.
 const FAST_RAMP_BELOW: Duration = Duration::from_millis(400);
+/// How long the first ramp ticks come every 250 ms while no task has been timed, seconds.
+const FIRST_SECOND: f64 = 1.0;
+/// Growth per tick of a ramp paced by a short task latency.
+const PACED_RAMP_FACTOR: f64 = 1.5;
 /// The soonest a throttle may bring a tick forward.
 const THROTTLE_REACTION: Duration = Duration::from_millis(100);
 /// A throttle ceiling is probed one task higher after this many quiet seconds.
@@ -109,6 +113,8 @@ mod why {
     pub(super) const WAIT_CUT: &str =
         "adaptive: overload, waiting one task latency for the last cut";
     pub(super) const NO_DEMAND: &str = "adaptive: hold (pool not busy: no demand for more)";
+    pub(super) const MEASURING_LATENCY: &str =
+        "adaptive: hold (measuring the task latency that paces the ramp)";
     pub(super) const MEASURING: &str = "adaptive: hold (measuring throughput)";
     pub(super) const PROBE_UP: &str = "adaptive: probe up";
     pub(super) const BACK_TO_GOOD: &str =
@@ -209,7 +215,20 @@ impl AdaptivePolicy {
         st.ring.rotate_right(1);
         st.ring[0] = tick;
         st.ticks += 1;
-        // Little's law over the ring: mean concurrency × time / completions.
+        // The driver's timing of the tasks that succeeded since the last tick is the latency itself, known
+        // from the first completions; Little's law over the ring (mean concurrency × time / completions)
+        // infers it, over several ticks, when the tasks are not timed.
+        if let Some(took) = i.succeeded_latency {
+            let w = took.as_secs_f64();
+            // The first timing replaces what Little's law guessed before any task had ended.
+            st.latency_s = if st.timed {
+                0.7 * st.latency_s + 0.3 * w
+            } else {
+                w
+            };
+            st.timed = true;
+            return;
+        }
         let n = st.ticks.min(RING);
         if n >= 3 {
             let old = st.ring[n - 1];
@@ -219,7 +238,10 @@ impl AdaptivePolicy {
                 let mean_current =
                     st.ring[..n].iter().map(|t| t.current as f64).sum::<f64>() / n as f64;
                 let w = mean_current * span / done as f64;
-                st.latency_s = if st.latency_s > 0.0 {
+                st.latency_s = if st.timed {
+                    // Timed tasks say what they take; a tick without a success says nothing new.
+                    st.latency_s
+                } else if st.latency_s > 0.0 {
                     0.7 * st.latency_s + 0.3 * w
                 } else {
                     w
@@ -257,19 +279,12 @@ impl AdaptivePolicy {
     /// nothing else used the resource, which overestimates), stay at their targets' share of their lines.
     fn load_cap(&self, i: &ScaleInput<'_>, cpu: Option<f64>, memory: Option<f64>) -> Option<usize> {
         let s = &self.settings;
-        // A reading is taken as the previous tick's decisions take effect, so it may reflect the running
-        // count of that tick rather than this one's: project from the smaller.
-        let before = if self.state.ticks >= 2 {
-            self.state.ring[1].current
-        } else {
-            i.current
-        };
-        let running = if before > 0 {
-            i.current.min(before)
-        } else {
-            i.current
+        // The machine says how many tasks ran when the reading arrived; a reading reflects those, not the tasks
+        // the last tick added since. One taken with none running says nothing about what a task uses.
+        let running = i.load_running;
+        if running == 0 {
+            return None;
         }
-        .max(1);
         [(cpu, s.load_target), (memory, s.memory_load_target)]
             .into_iter()
             .filter_map(|(l, target)| {
@@ -353,8 +368,15 @@ impl ScalingPolicy for AdaptivePolicy {
         // The ramp grows per task latency, as TCP's slow start grows per round trip: each step is judged
         // once the tasks it started have had time to end, and no sooner than every 250 ms.
         // Only short tasks pace it: with tasks near the 1 s tick, the regular tick is already per latency.
-        if self.state.phase != Phase::Ramp {
+        let st = &self.state;
+        if st.phase != Phase::Ramp {
             return None;
+        }
+        if !st.timed {
+            // Until the first timed success, tick every 250 ms through the run's first second, so short tasks
+            // pace the ramp from their first completions; those ticks do not grow it (see `ramp_gate`).
+            return (st.started && st.ring[0].at_s - st.start_s < FIRST_SECOND)
+                .then_some(RAMP_TICK);
         }
         let latency = self.latency_estimate()?;
         (latency < FAST_RAMP_BELOW).then(|| latency.max(RAMP_TICK))
@@ -482,7 +504,24 @@ impl AdaptivePolicy {
                 if i.desired >= i.max {
                     return self.scale(i.max, why::AT_MAX);
                 }
-                let mut next = ceil_mul(i.desired, s.ramp_factor).max(i.desired + 1);
+                // Before the tasks are timed, the ramp grows once a second, as it would on regular ticks.
+                if !self.state.timed
+                    && self
+                        .state
+                        .last_ramp_s
+                        .is_some_and(|at| now_s - at < FIRST_SECOND - 0.01)
+                {
+                    return self.scale(i.desired, why::MEASURING_LATENCY);
+                }
+                self.state.last_ramp_s = Some(now_s);
+                // Paced by a short task latency, each step is judged within a few hundred milliseconds, so
+                // the ramp may grow as slow start does, by half per latency.
+                let factor = if self.state.timed && self.next_tick().is_some() {
+                    s.ramp_factor.max(PACED_RAMP_FACTOR)
+                } else {
+                    s.ramp_factor
+                };
+                let mut next = ceil_mul(i.desired, factor).max(i.desired + 1);
                 let mut reason = why::RAMP;
                 let cap = self.load_cap(i, i.cpu_load, i.memory_load);
                 if let Some(cap) = cap

@@ -78,6 +78,10 @@ pub(super) struct State {
     pub(super) ticks: usize,
     /// Estimated task latency (Little's law), seconds; 0 until known.
     pub(super) latency_s: f64,
+    /// Whether the driver times tasks (`ScaleInput::succeeded_latency` has arrived this run).
+    pub(super) timed: bool,
+    /// When the ramp last grew, seconds.
+    pub(super) last_ramp_s: Option<f64>,
     pub(super) cooldown_until_s: f64,
     pub(super) ceiling: Option<usize>,
     pub(super) memory_ceiling: Option<(usize, f64)>,
@@ -111,6 +115,8 @@ impl State {
             ring: [Tick::default(); RING],
             ticks: 0,
             latency_s: 0.0,
+            timed: false,
+            last_ramp_s: None,
             cooldown_until_s: 0.0,
             ceiling: None,
             memory_ceiling: None,

@@ -31,8 +31,10 @@ fn input<'a>(
         succeeded_total: finished,
         throttled_total: 0,
         throttle_level: None,
+        succeeded_latency: None,
         cpu_load: None,
         memory_load: None,
+        load_running: current,
         settings,
     }
 }
@@ -171,4 +173,25 @@ fn the_policy_reacts_to_throttles_within_a_task_latency_and_crawlees_waits_for_i
     assert_eq!(p.throttle_reaction(), Some(THROTTLE_REACTION));
     assert_eq!(crate::scale::CrawleePolicy.throttle_reaction(), None);
     assert_eq!(crate::scale::CrawleePolicy.next_tick(), None);
+}
+
+#[test]
+fn the_first_timed_latency_paces_the_ramp_like_slow_start() {
+    let (info, set) = (idle(), ScalingSettings::default());
+    let mut p = AdaptivePolicy::default();
+    // Before any task is timed, the first second ticks every 250 ms, and those ticks hold.
+    let s = p.decide(&input(0, 10, 10, &info, 0, &set));
+    assert_eq!((s.desired, reason(&s)), (ceil_mul(10, 1.15), why::RAMP));
+    assert_eq!(p.next_tick(), Some(RAMP_TICK));
+    let mut early = input(0, 12, 12, &info, 0, &set);
+    early.now = Instant::ZERO + Duration::from_millis(250);
+    assert_eq!(reason(&p.decide(&early)), why::MEASURING_LATENCY);
+    // The first successes were timed at 150 ms: the ramp grows by half per tick, a tick per 250 ms.
+    let mut timed = input(0, 12, 12, &info, 20, &set);
+    timed.now = Instant::ZERO + Duration::from_millis(500);
+    timed.succeeded_latency = Some(Duration::from_millis(150));
+    let s = p.decide(&timed);
+    assert_eq!((s.desired, reason(&s)), (18, why::RAMP));
+    assert_eq!(p.latency_estimate(), Some(Duration::from_millis(150)));
+    assert_eq!(p.next_tick(), Some(RAMP_TICK));
 }

@@ -48,10 +48,13 @@ impl<P: ScalingPolicy> Pool<P> {
         self.next_start = now;
         self.backoff = super::throttle::Backoff::new(&self.config.throttle);
         self.throttle_level = None;
+        self.latency = (0, 0);
+        self.last_throttle_tick = None;
         self.last_refusal = None;
         self.last_reported = None;
         self.overload_cache = None;
         self.loads = (None, None);
+        self.load_running = 0;
         self.client_errors_seen = self.client_errors_total;
         self.deadlines = Deadlines {
             autoscale: now,

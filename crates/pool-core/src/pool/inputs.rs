@@ -77,8 +77,13 @@ impl<P: ScalingPolicy> Pool<P> {
             succeeded_total: self.report.succeeded,
             throttled_total: self.report.throttled + self.report.throttles_reported,
             throttle_level: self.throttle_level.take(),
+            succeeded_latency: match core::mem::take(&mut self.latency) {
+                (_, 0) => None,
+                (sum, n) => Some(Duration::from_nanos(sum / u64::from(n))),
+            },
             cpu_load: self.loads.0,
             memory_load: self.loads.1,
+            load_running: self.load_running,
             settings: &self.config.scaling,
         };
         self.last_autoscale = now;
@@ -106,6 +111,7 @@ impl<P: ScalingPolicy> Pool<P> {
         match self.signals.cpu_overloaded(&reading) {
             Ok(over) => {
                 self.loads.0 = Some(reading.used_ratio / self.config.snapshot.max_used_cpu_ratio);
+                self.load_running = self.current;
                 self.record(SignalId::Cpu, reading.at, over, now);
                 Ok(())
             }
@@ -131,6 +137,7 @@ impl<P: ScalingPolicy> Pool<P> {
         };
         let line = v.budget as f64 * self.config.snapshot.max_used_memory_ratio;
         self.loads.1 = (line > 0.0).then(|| reading.used_bytes as f64 / line);
+        self.load_running = self.current;
         self.record(SignalId::Memory, reading.at, v.overloaded, now);
         let cooldown = self.config.snapshot.memory_warning_cooldown;
         let quiet = self
@@ -320,19 +327,29 @@ impl<P: ScalingPolicy> Pool<P> {
 
     /// A task ended. Returns whether its error (if any) decides the run.
     pub fn handle_task_finished(&mut self, now: Instant, outcome: TaskOutcome) -> Verdict {
+        self.finished(now, None, outcome)
+    }
+
+    #[inline]
+    fn finished(
+        &mut self,
+        now: Instant,
+        started: Option<Instant>,
+        outcome: TaskOutcome,
+    ) -> Verdict {
         self.observe(now);
         debug_assert!(self.current > 0, "a task finished that never started");
         self.current = self.current.saturating_sub(1);
         match outcome {
             TaskOutcome::Succeeded => {
                 self.report.succeeded += 1;
-                self.backoff.succeeded();
+                self.backoff.succeeded(started);
                 Verdict::Continue
             }
             TaskOutcome::Throttled { retry_after } => {
                 self.report.throttled += 1;
                 // The task has left `current`; it was running when the service refused it.
-                self.throttle(now, retry_after, self.current + 1);
+                self.throttle(now, started, retry_after, self.current + 1);
                 Verdict::Continue
             }
             TaskOutcome::Unsuccessful => {
@@ -361,30 +378,65 @@ impl<P: ScalingPolicy> Pool<P> {
         }
     }
 
+    /// A task that started at `started` ended at `now`: the same as [`Pool::handle_task_finished`], and a
+    /// success's latency enters the next tick's [`ScaleInput::succeeded_latency`](crate::ScaleInput), so a
+    /// policy knows what a task takes from the first completions instead of inferring it over several ticks.
+    /// The driver calls this one; it knows when each of its tasks started.
+    #[inline]
+    pub fn handle_task_finished_since(
+        &mut self,
+        now: Instant,
+        started: Instant,
+        outcome: TaskOutcome,
+    ) -> Verdict {
+        if outcome == TaskOutcome::Succeeded {
+            let took = now.saturating_duration_since(started).as_nanos();
+            let (sum, n) = self.latency;
+            // Saturating: a count or sum that would overflow between two ticks stops growing; the mean stays
+            // near right.
+            if n < u32::MAX {
+                self.latency = (
+                    sum.saturating_add(took.min(u128::from(u64::MAX)) as u64),
+                    n + 1,
+                );
+            }
+        }
+        self.finished(now, Some(started), outcome)
+    }
+
     /// Code that cannot return an [`Outcome`](crate::Outcome) (a callback, a middleware) saw the service behind
     /// a task throttle it: the same signal and backoff as a task ending throttled, without a task ending.
     pub fn handle_throttle(&mut self, now: Instant, retry_after: Option<Duration>) {
         self.observe(now);
         self.report.throttles_reported += 1;
         // The reporting task is still running.
-        self.throttle(now, retry_after, self.current);
+        self.throttle(now, None, retry_after, self.current);
     }
 
     /// A throttle counts as a client error at once, so the client signal sees it at its next probe, and
     /// starts wait for the retry-after or the streak's backoff.
-    fn throttle(&mut self, now: Instant, retry_after: Option<Duration>, level: usize) {
+    fn throttle(
+        &mut self,
+        now: Instant,
+        started: Option<Instant>,
+        retry_after: Option<Duration>,
+        level: usize,
+    ) {
         self.client_errors_total += 1;
         self.throttle_level = Some(self.throttle_level.map_or(level, |l| l.min(level)));
         // A policy that answers throttles at once gets its tick now, at most once per its reaction time.
+        // The gap runs from the last tick a throttle brought forward, not from the last tick: a ramp step just
+        // before the first throttle must not delay its cut.
         if let Some(gap) = self.policy.throttle_reaction()
-            && now >= self.last_autoscale + gap
+            && self.last_throttle_tick.is_none_or(|at| now >= at + gap)
             && self.deadlines.autoscale > now
         {
             self.deadlines.autoscale = now;
+            self.last_throttle_tick = Some(now);
         }
         let until = self
             .backoff
-            .throttled(now, retry_after, &self.config.throttle);
+            .throttled(now, started, retry_after, &self.config.throttle);
         self.push_event(Event::Throttled {
             at: now,
             retry_after,

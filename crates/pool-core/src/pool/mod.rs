@@ -116,6 +116,11 @@ pub struct Pool<P: ScalingPolicy = CrawleePolicy> {
     throttle_level: Option<usize>,
     /// When the last autoscale tick ran.
     last_autoscale: Instant,
+    /// The summed latency (ns) and count of the tasks that succeeded since the last tick, as the driver timed
+    /// them, for the policy.
+    latency: (u64, u32),
+    /// When a throttle last brought a tick forward.
+    last_throttle_tick: Option<Instant>,
     sample_due: bool,
     client_errors_total: u64,
     client_errors_seen: u64,
@@ -130,6 +135,8 @@ pub struct Pool<P: ScalingPolicy = CrawleePolicy> {
     overload_cache: Option<(Instant, SignalSet)>,
     /// The latest CPU and memory readings over their overload lines, for the policy.
     loads: (Option<f64>, Option<f64>),
+    /// Tasks running when the latest of those readings arrived.
+    load_running: usize,
     events: heapless::Deque<Event, EVENT_CAPACITY>,
     events_dropped: u64,
     last_now: Instant,
@@ -172,6 +179,8 @@ impl<P: ScalingPolicy> Pool<P> {
             backoff: throttle::Backoff::new(&config.throttle),
             throttle_level: None,
             last_autoscale: Instant::ZERO,
+            latency: (0, 0),
+            last_throttle_tick: None,
             sample_due: false,
             client_errors_total: 0,
             client_errors_seen: 0,
@@ -182,6 +191,7 @@ impl<P: ScalingPolicy> Pool<P> {
             admitted: None,
             overload_cache: None,
             loads: (None, None),
+            load_running: 0,
             events: heapless::Deque::new(),
             events_dropped: 0,
             last_now: Instant::ZERO,

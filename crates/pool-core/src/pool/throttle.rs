@@ -4,7 +4,9 @@
 //! answer again. Without one, each start during a streak of throttles waits for the previous start plus the
 //! streak's backoff (`backoff_base` doubling per throttle up to `backoff_max`, with jitter), so a pool above
 //! a service's limit sends at most a few requests per second into it instead of a retry storm. The first
-//! success ends the streak and the spacing with it.
+//! success of a task started since the streak began ends the streak and the spacing with it. A task started
+//! before says nothing about the service now: while a pool sits above a connection cap, its older tasks
+//! keep succeeding and every new one is refused. (A success the driver did not time ends the streak too.)
 
 use core::time::Duration;
 
@@ -16,6 +18,10 @@ use crate::time::Instant;
 pub(super) struct Backoff {
     /// Throttles since the last success.
     streak: u32,
+    /// When the streak began.
+    streak_since: Instant,
+    /// When the streak last grew.
+    grew_at: Instant,
     /// No start before this: the latest retry-after.
     retry_until: Instant,
     /// No start before this: the spacing of the current streak.
@@ -27,6 +33,8 @@ impl Backoff {
     pub(super) fn new(settings: &ThrottleSettings) -> Self {
         Backoff {
             streak: 0,
+            streak_since: Instant::ZERO,
+            grew_at: Instant::ZERO,
             retry_until: Instant::ZERO,
             spaced_until: Instant::ZERO,
             rng: settings.seed,
@@ -38,13 +46,27 @@ impl Backoff {
         self.retry_until.max(self.spaced_until)
     }
 
-    /// A throttle at `now`. Returns the instant the next start waits for.
+    /// A throttle at `now` of a task that started at `started` (when known). Returns the instant the next
+    /// start waits for.
+    ///
+    /// Only a task started since the streak last grew makes it grow again: a burst of tasks started together
+    /// and refused together is one throttle, not a dozen doublings (as TCP cuts once per round trip).
     pub(super) fn throttled(
         &mut self,
         now: Instant,
+        started: Option<Instant>,
         retry_after: Option<Duration>,
         settings: &ThrottleSettings,
     ) -> Instant {
+        if self.streak == 0 {
+            self.streak_since = now;
+        } else if started.is_some_and(|at| at < self.grew_at) {
+            if let Some(wait) = retry_after {
+                self.retry_until = self.retry_until.max(now + wait);
+            }
+            return self.until();
+        }
+        self.grew_at = now;
         self.streak = self.streak.saturating_add(1);
         match retry_after {
             Some(wait) => self.retry_until = self.retry_until.max(now + wait),
@@ -60,10 +82,13 @@ impl Backoff {
         }
     }
 
-    /// A task succeeded: the streak and its spacing end; a retry-after still holds.
-    pub(super) fn succeeded(&mut self) {
-        self.streak = 0;
-        self.spaced_until = Instant::ZERO;
+    /// A task that started at `started` (when known) succeeded: if it started since the streak began, the
+    /// streak and its spacing end; a retry-after still holds.
+    pub(super) fn succeeded(&mut self, started: Option<Instant>) {
+        if started.is_none_or(|at| at >= self.streak_since) {
+            self.streak = 0;
+            self.spaced_until = Instant::ZERO;
+        }
     }
 
     /// The current streak's wait: `base × 2^(streak − 1)` capped at `max`, drawn from its upper half.
@@ -103,8 +128,8 @@ mod tests {
     fn a_retry_after_holds_starts_until_it_passes_even_after_a_success() {
         let s = ThrottleSettings::default();
         let mut b = Backoff::new(&s);
-        assert_eq!(b.throttled(T0, Some(ms(1500)), &s), T0 + ms(1500));
-        b.succeeded();
+        assert_eq!(b.throttled(T0, None, Some(ms(1500)), &s), T0 + ms(1500));
+        b.succeeded(None);
         assert_eq!(b.until(), T0 + ms(1500));
     }
 
@@ -121,7 +146,9 @@ mod tests {
                 b.streak += 1;
             }
             b.spaced_until = Instant::ZERO;
-            let wait = b.throttled(T0, None, &s).saturating_duration_since(T0);
+            let wait = b
+                .throttled(T0, None, None, &s)
+                .saturating_duration_since(T0);
             assert!(
                 wait >= ms(nominal) / 2 && wait <= ms(nominal),
                 "streak {streak}: {wait:?} outside [{}, {nominal}] ms",
@@ -134,16 +161,47 @@ mod tests {
     fn starts_during_a_streak_are_spaced_and_a_success_ends_the_spacing() {
         let s = ThrottleSettings::default();
         let mut b = Backoff::new(&s);
-        b.throttled(T0, None, &s);
+        b.throttled(T0, None, None, &s);
         let at = T0 + ms(100);
         b.started(at, &s);
         assert!(
             b.until() > at,
             "a start during a streak pushes the next one out"
         );
-        b.succeeded();
+        b.succeeded(None);
         assert_eq!(b.until(), Instant::ZERO);
         b.started(at, &s);
         assert_eq!(b.until(), Instant::ZERO, "no spacing without a streak");
+    }
+
+    #[test]
+    fn a_burst_of_tasks_started_together_and_refused_together_grows_the_streak_once() {
+        let s = ThrottleSettings::default();
+        let mut b = Backoff::new(&s);
+        let started = T0 + ms(10);
+        let at = T0 + ms(20);
+        let first = b.throttled(at, Some(started), None, &s);
+        for _ in 0..12 {
+            assert_eq!(b.throttled(at, Some(started), None, &s), first);
+        }
+        assert_eq!(b.streak, 1);
+        // A task started under the backoff and refused again is news: the streak grows.
+        b.throttled(at + ms(300), Some(at + ms(200)), None, &s);
+        assert_eq!(b.streak, 2);
+    }
+
+    #[test]
+    fn only_a_success_started_since_the_streak_began_ends_it() {
+        let s = ThrottleSettings::default();
+        let mut b = Backoff::new(&s);
+        let at = T0 + ms(500);
+        b.throttled(at, Some(at), None, &s);
+        b.succeeded(Some(T0 + ms(100)));
+        assert!(
+            b.until() > at,
+            "an older task's success says nothing of the service now"
+        );
+        b.succeeded(Some(at + ms(50)));
+        assert_eq!(b.until(), Instant::ZERO);
     }
 }

@@ -263,7 +263,8 @@ where
         keep_first(&mut self.error, verdict, error);
     }
 
-    /// Reports a task that ended to the machine, keeping its error if it is the run's first.
+    /// Reports a task that ended without a success to the machine (a timeout, a panic while creating it),
+    /// keeping its error if it is the run's first.
     #[inline]
     fn finish_task(
         &mut self,
@@ -271,7 +272,7 @@ where
         outcome: TaskOutcome,
         error: Option<PoolError<F::Error>>,
     ) {
-        finish(self.pool, &mut self.error, now, outcome, error);
+        finish(self.pool, &mut self.error, now, now, outcome, error);
     }
 
     /// Cancels every running task and drops pending task-function calls.
@@ -298,8 +299,9 @@ where
     fn reap(&mut self, now: Instant) -> usize {
         let (pool, error) = (&mut *self.pool, &mut self.error);
         self.slots.reap(|ended| {
+            let started = ended.started;
             let (outcome, e) = outcome_of(ended);
-            finish(pool, error, now, outcome, e);
+            finish(pool, error, now, started, outcome, e);
         })
     }
 
@@ -465,16 +467,18 @@ fn keep_first<E>(first: &mut Option<PoolError<E>>, verdict: Verdict, error: Pool
     }
 }
 
-/// Reports a task that ended to `pool`, keeping its error (a timeout's, when it has none) if it is the first.
+/// Reports a task that started at `started` and ended at `now` to `pool`, keeping its error (a timeout's, when
+/// it has none) if it is the first.
 #[inline]
 fn finish<P: ScalingPolicy, E>(
     pool: &mut Pool<P>,
     first: &mut Option<PoolError<E>>,
     now: Instant,
+    started: Instant,
     outcome: TaskOutcome,
     error: Option<PoolError<E>>,
 ) {
-    let verdict = pool.handle_task_finished(now, outcome);
+    let verdict = pool.handle_task_finished_since(now, started, outcome);
     let error = match (outcome, error) {
         (_, Some(e)) => Some(e),
         (TaskOutcome::TimedOut, None) => pool.task_timeout().map(PoolError::TimedOut),

@@ -31,13 +31,15 @@ struct Slot<T> {
     signal: Arc<SlotSignal>,
     waker: Waker,
     generation: u64,
+    started: Instant,
     cancelling: bool,
     timed_out: bool,
 }
 
-/// A task that left its slot: what it returned, and whether the driver had asked it to stop.
+/// A task that left its slot: what it returned, when it started, and whether the driver had asked it to stop.
 pub(super) struct Ended<O> {
     pub(super) output: O,
+    pub(super) started: Instant,
     pub(super) cancelling: bool,
     pub(super) timed_out: bool,
 }
@@ -64,10 +66,15 @@ impl<T: Future> Slots<T> {
         self.deadlines.front().map(|d| d.0)
     }
 
-    /// Puts `task` in a slot, to be cancelled at `deadline`, and polls it at once, so a task that completes on
-    /// its first poll needs no second trip through the driver's loop.
+    /// Puts `task`, started at `now`, in a slot, to be cancelled at `deadline`, and polls it at once, so a task
+    /// that completes on its first poll needs no second trip through the driver's loop.
     #[inline]
-    pub(super) fn start(&mut self, task: T, deadline: Option<Instant>) -> Option<Ended<T::Output>> {
+    pub(super) fn start(
+        &mut self,
+        task: T,
+        now: Instant,
+        deadline: Option<Instant>,
+    ) -> Option<Ended<T::Output>> {
         let idx = match self.free.pop_front() {
             Some(idx) => idx,
             None => self.push(),
@@ -75,6 +82,7 @@ impl<T: Future> Slots<T> {
         let slot = &mut self.slots[idx];
         slot.task.set(Some(task));
         slot.generation += 1;
+        slot.started = now;
         slot.cancelling = false;
         slot.timed_out = false;
         if let Some(at) = deadline {
@@ -95,6 +103,7 @@ impl<T: Future> Slots<T> {
             signal,
             waker,
             generation: 0,
+            started: Instant::ZERO,
             cancelling: false,
             timed_out: false,
         });
@@ -211,6 +220,7 @@ fn poll<T: Future>(
     drop_task(slot, idx, free);
     Some(Ended {
         output,
+        started: slot.started,
         cancelling: slot.cancelling,
         timed_out: slot.timed_out,
     })

@@ -3,7 +3,7 @@
 
 use core::task::{Context, Poll};
 
-use super::{Run, START_BATCH, outcome_of};
+use super::{Run, START_BATCH, finish, outcome_of};
 use crate::driver::PoolError;
 use crate::driver::launch::{CatchPanic, call_caught};
 use crate::pool::TaskOutcome;
@@ -141,9 +141,10 @@ where
             }
         };
         let deadline = self.pool.task_timeout().map(|timeout| now + timeout);
-        if let Some(ended) = self.slots.start(task, deadline) {
+        if let Some(ended) = self.slots.start(task, now, deadline) {
+            let started = ended.started;
             let (outcome, error) = outcome_of(ended);
-            self.finish_task(now, outcome, error);
+            finish(self.pool, &mut self.error, now, started, outcome, error);
         }
     }
 
