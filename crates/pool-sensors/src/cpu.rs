@@ -8,15 +8,21 @@ use pool_core::Instant;
 use crate::cgroup::Cgroups;
 use crate::parse;
 use crate::root::SensorRoot;
+use crate::tree;
 use crate::warn::Warnings;
 
 /// What CPU utilisation means.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum CpuMode {
-    /// The cgroup's usage against its limit (quota or cpuset) when one binds, else the host's busy share.
+    /// The cgroup's usage against its limit (quota or cpuset) when one binds; else this process and its
+    /// descendants' CPU time over the cores the process may run on (its affinity list). Other processes on
+    /// the host do not count: a neighbour's CPU must not collapse the pool. A host that neighbours saturate
+    /// shows instead as scheduler lag (the event-loop signal) and slower tasks (the adaptive policy's
+    /// throughput), which are what it costs the pool.
     #[default]
     Auto,
-    /// The host's busy share over every CPU (`/proc/stat`), ignoring cgroup limits.
+    /// The host's busy share over every CPU (`/proc/stat`), ignoring cgroup limits: what Crawlee reads, and
+    /// what a pool that should yield to everything else on its host wants.
     Host,
     /// This process's CPU time over one core: for single-threaded workloads on many-core hosts, which look
     /// idle host-wide while their own core is saturated (crawlee-python #1119).
@@ -37,6 +43,12 @@ pub enum CpuSource {
     },
     /// `/proc/PID/stat` utime + stime over one core.
     Process,
+    /// The process tree's CPU time (`/proc/PID/stat` of the process and every live descendant, with the
+    /// time of the children they reaped) over this many cores.
+    ProcessTree {
+        /// The cores the process may run on.
+        cores: f64,
+    },
 }
 
 /// Clock ticks per second in `/proc/PID/stat` (`USER_HZ`): 100 on every mainstream architecture, fixed by
@@ -63,6 +75,7 @@ enum Baseline {
 enum Key {
     Cgroup(PathBuf),
     Process,
+    Tree,
 }
 
 /// Computes CPU utilisation between consecutive calls; the first call (and the first after the source
@@ -127,9 +140,50 @@ impl CpuSensor {
                     });
                     return r;
                 }
-                self.host_from(host, w)
+                self.tree(now, online, w)
             }
         }
+    }
+
+    /// The process tree's CPU time over the cores the process may use.
+    fn tree(&mut self, now: Instant, online: Option<f64>, w: &mut Warnings) -> Option<f64> {
+        let pid = self.pid;
+        let own = match self.root.read(format!("/proc/{pid}/stat")) {
+            Ok(t) => parse::pid_cpu_with_reaped(&t),
+            Err(e) => {
+                w.warn("cpu.process_unreadable", || {
+                    format!("cannot read /proc/{pid}/stat ({e}); no process CPU reading")
+                });
+                return None;
+            }
+        };
+        let Some(mut ticks) = own else {
+            w.warn("cpu.process_garbage", || {
+                format!("/proc/{pid}/stat is garbage; no process CPU reading")
+            });
+            return None;
+        };
+        for child in tree::descendants(&self.root, pid, "cpu.children_unlisted", w) {
+            // A child that ended between the listing and this read is simply gone; its parent reaps its time.
+            if let Ok(t) = self.root.read(format!("/proc/{child}/stat"))
+                && let Some(v) = parse::pid_cpu_with_reaped(&t)
+            {
+                ticks = ticks.saturating_add(v);
+            }
+        }
+        let allowed = self
+            .root
+            .read(format!("/proc/{pid}/status"))
+            .ok()
+            .and_then(|t| parse::allowed_cpus(&t))
+            .map(f64::from);
+        let cores = match (allowed, online) {
+            (Some(a), Some(o)) => a.min(o),
+            (a, o) => a.or(o).unwrap_or(1.0),
+        };
+        self.last_source = Some(CpuSource::ProcessTree { cores });
+        let ns = ticks.saturating_mul(1_000_000_000 / USER_HZ);
+        self.timed(Key::Tree, ns, now, cores, w)
     }
 
     fn host(&mut self, w: &mut Warnings) -> Option<f64> {
@@ -234,6 +288,11 @@ impl CpuSensor {
             return None;
         }
         if value_ns < pv {
+            // A tree's total falls for a moment when a child ends before its parent reaps it (or is reaped
+            // by init): a new baseline, not a fault.
+            if key == Key::Tree {
+                return None;
+            }
             w.warn("cpu.counter_backwards", || {
                 "a CPU usage counter went backwards; the baseline is reset and this sample skipped"
                     .into()

@@ -12,8 +12,9 @@
 //! - **memory total**: the tightest cgroup v2 `memory.max` or v1 `memory.limit_in_bytes` along the process's
 //!   own cgroup path, or `MemTotal`; the use within it is the cgroup charge less reclaimable cache, or
 //!   `MemTotal − MemAvailable`;
-//! - **CPU**: a delta between samples, never a sleep, against the binding cgroup quota or cpuset, the whole
-//!   host, or one core ([`CpuMode`], [`CpuSensor`]).
+//! - **CPU**: a delta between samples, never a sleep: the binding cgroup quota or cpuset's usage, else this
+//!   process tree's CPU time over the cores it may run on, so other processes on the host do not count; or,
+//!   chosen explicitly, the whole host or one core ([`CpuMode`], [`CpuSensor`]).
 //!
 //! Every fault degrades to a documented fallback with a one-time warning ([`Warnings`]), never a panic.
 //! Elsewhere, `sysinfo` supplies RSS, physical memory and CPU. `docs/sensors.md` has the details.
@@ -43,6 +44,7 @@ mod parse;
 mod portable;
 mod root;
 mod signal;
+mod tree;
 mod warn;
 
 use std::path::PathBuf;

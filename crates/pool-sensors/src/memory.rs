@@ -1,7 +1,6 @@
 //! The Linux memory sensor: the process tree's PSS (RSS as a fallback), and the memory available to the
 //! process (the tightest cgroup limit along its path, or physical memory) with the use within it.
 
-use std::collections::HashSet;
 use std::io::ErrorKind;
 use std::path::Path;
 
@@ -147,7 +146,7 @@ impl MemorySensor {
                 return None;
             }
         };
-        for child in self.descendants(w) {
+        for child in crate::tree::descendants(&self.root, self.pid, "memory.children_unlisted", w) {
             match self.process_bytes(child, w) {
                 Ok(b) => sum = sum.saturating_add(b),
                 Err(e) => w.warn("memory.child_unreadable", || {
@@ -198,80 +197,6 @@ impl MemorySensor {
             Err(e) if e.kind() == ErrorKind::NotFound && pid != self.pid => Ok(0),
             Err(e) => Err(e.to_string()),
         }
-    }
-
-    /// Every descendant of the process, from `/proc/PID/task/TID/children` where the kernel has it, else by
-    /// scanning every `/proc/N/stat` for parent pids.
-    fn descendants(&self, w: &mut Warnings) -> Vec<u32> {
-        let pid = self.pid;
-        let children_file = self.root.join(format!("/proc/{pid}/task/{pid}/children"));
-        let mut out = Vec::new();
-        let mut seen = HashSet::from([pid]);
-        if children_file.exists() {
-            let mut queue = vec![pid];
-            while let Some(p) = queue.pop() {
-                for c in self.children_of(p) {
-                    if seen.insert(c) {
-                        out.push(c);
-                        queue.push(c);
-                    }
-                }
-            }
-            return out;
-        }
-        let entries = match std::fs::read_dir(self.root.join("/proc")) {
-            Ok(e) => e,
-            Err(e) => {
-                w.warn("memory.children_unlisted", || {
-                    format!("cannot list /proc ({e}); child processes are not counted")
-                });
-                return out;
-            }
-        };
-        let mut parents: Vec<(u32, u32)> = Vec::new();
-        for entry in entries.flatten() {
-            let Some(n) = entry
-                .file_name()
-                .to_str()
-                .and_then(|s| s.parse::<u32>().ok())
-            else {
-                continue;
-            };
-            if n == pid {
-                continue;
-            }
-            if let Ok(t) = std::fs::read_to_string(entry.path().join("stat"))
-                && let Some((ppid, _)) = parse::pid_stat(&t)
-            {
-                parents.push((n, ppid));
-            }
-        }
-        let mut queue = vec![pid];
-        while let Some(p) = queue.pop() {
-            for &(c, _) in parents.iter().filter(|(_, pp)| *pp == p) {
-                if seen.insert(c) {
-                    out.push(c);
-                    queue.push(c);
-                }
-            }
-        }
-        out
-    }
-
-    fn children_of(&self, pid: u32) -> Vec<u32> {
-        let Ok(tasks) = std::fs::read_dir(self.root.join(format!("/proc/{pid}/task"))) else {
-            return Vec::new();
-        };
-        let mut out = Vec::new();
-        for t in tasks.flatten() {
-            if let Ok(text) = std::fs::read_to_string(t.path().join("children")) {
-                out.extend(
-                    text.split_whitespace()
-                        .filter_map(|s| s.parse::<u32>().ok()),
-                );
-            }
-        }
-        out
     }
 }
 

@@ -250,6 +250,27 @@ pub(crate) fn pid_stat(text: &str) -> Option<(u32, u64)> {
     Some((ppid, utime.checked_add(stime)?))
 }
 
+/// `utime + stime + cutime + cstime` from `/proc/PID/stat`, in clock ticks: the process's CPU time and that
+/// of the children it has reaped, so a child's time stays counted once it exits.
+pub(crate) fn pid_cpu_with_reaped(text: &str) -> Option<u64> {
+    let rest = &text[text.rfind(')')? + 1..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let mut sum = 0u64;
+    for i in 11..=14 {
+        let v: i64 = f.get(i)?.parse().ok()?;
+        sum = sum.checked_add(u64::try_from(v.max(0)).ok()?)?;
+    }
+    Some(sum)
+}
+
+/// The CPU count of `Cpus_allowed_list` in `/proc/PID/status`: the cores the process may run on.
+pub(crate) fn allowed_cpus(status: &str) -> Option<u32> {
+    let line = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))?;
+    cpuset_count(line.trim()).ok().filter(|n| *n > 0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -329,6 +350,25 @@ mod tests {
         );
         assert_eq!(proc_stat("intr 1\n"), None);
         assert_eq!(proc_stat("cpu 1 x 3 4\n"), None);
+    }
+
+    #[test]
+    fn pid_cpu_adds_the_reaped_childrens_time_to_the_processs_own() {
+        let t = "42 (a) b) S 7 42 42 0 -1 4194560 100 0 0 0 30 12 5 3 20 0 1 0 5 1 1";
+        assert_eq!(pid_cpu_with_reaped(t), Some(50));
+        assert_eq!(
+            pid_cpu_with_reaped("42 (x) S 7 1 1 0 -1 0 0 0 0 0 30 12"),
+            None
+        );
+    }
+
+    #[test]
+    fn allowed_cpus_counts_the_affinity_list() {
+        assert_eq!(
+            allowed_cpus("Name:\tx\nCpus_allowed:\tf\nCpus_allowed_list:\t0-2,5\n"),
+            Some(4)
+        );
+        assert_eq!(allowed_cpus("Name:\tx\n"), None);
     }
 
     #[test]

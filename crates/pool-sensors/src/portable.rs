@@ -1,5 +1,6 @@
 //! Memory and CPU on macOS, Windows and other non-Linux systems, through `sysinfo`: RSS of the process tree,
-//! physical memory, and host-wide or process CPU. No cgroups there, so no limits to follow.
+//! physical memory, and this process's CPU over every core (by default), host-wide, or over one core. No
+//! cgroups there, so no limits to follow.
 
 use pool_core::Instant;
 use sysinfo::{MemoryRefreshKind, Pid, ProcessRefreshKind, ProcessesToUpdate, System};
@@ -31,14 +32,20 @@ impl Backend {
 
     pub(crate) fn cpu(&mut self, _now: Instant, w: &mut Warnings) -> Option<f64> {
         let ratio = match self.mode {
-            CpuMode::Process => {
+            CpuMode::Process | CpuMode::Auto => {
                 self.sys.refresh_processes_specifics(
                     ProcessesToUpdate::Some(&[self.pid]),
                     true,
                     ProcessRefreshKind::nothing().with_cpu(),
                 );
+                // sysinfo gives a share of one core; Auto spreads it over every core, so that, as on Linux,
+                // other processes on the host do not count (children are not counted here).
+                let cores = match self.mode {
+                    CpuMode::Auto => std::thread::available_parallelism().map_or(1, |n| n.get()),
+                    _ => 1,
+                };
                 match self.sys.process(self.pid) {
-                    Some(p) => f64::from(p.cpu_usage()) / 100.0,
+                    Some(p) => f64::from(p.cpu_usage()) / 100.0 / cores as f64,
                     None => {
                         w.warn("cpu.process_unreadable", || {
                             "sysinfo cannot see this process; no process CPU reading".into()
@@ -47,7 +54,7 @@ impl Backend {
                     }
                 }
             }
-            CpuMode::Auto | CpuMode::Host => {
+            CpuMode::Host => {
                 self.sys.refresh_cpu_usage();
                 f64::from(self.sys.global_cpu_usage()) / 100.0
             }

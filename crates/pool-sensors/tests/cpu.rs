@@ -47,7 +47,7 @@ fn host_cpu_is_the_busy_share_of_the_delta_not_of_the_totals() {
     // Crawlee's cpu-infoV2 case: baseline total 400 / idle 200, then 600 / 250 gives 0.75, not 0.583.
     let t = Tree::new();
     t.host_cpu(100, 100, 200, 2);
-    let mut r = Run::new(&t, CpuMode::Auto);
+    let mut r = Run::new(&t, CpuMode::Host);
     assert_eq!(r.read(0), None);
     t.host_cpu(200, 150, 250, 2);
     assert!(close(r.read(1000), 0.75));
@@ -139,9 +139,12 @@ fn a_quota_of_at_least_the_online_cpus_does_not_bind() {
     t.file("/sys/fs/cgroup/a/cpu.stat", "usage_usec 0\n");
     let mut r = Run::new(&t, CpuMode::Auto);
     r.read(0);
-    t.host_cpu(10, 0, 10, 2);
+    t.stat(PID, 1, 100); // 1 s of CPU over 2 cores
     assert!(close(r.read(1000), 0.5));
-    assert_eq!(r.sensor.source(), Some(&CpuSource::Host));
+    assert_eq!(
+        r.sensor.source(),
+        Some(&CpuSource::ProcessTree { cores: 2.0 })
+    );
 }
 
 #[test]
@@ -199,9 +202,12 @@ fn a_v1_quota_of_minus_one_means_none_and_a_v1_cpuset_can_still_bind() {
     t.file("/sys/fs/cgroup/cpu,cpuacct/d/cpuacct.usage", "0\n");
     let mut r = Run::new(&t, CpuMode::Auto);
     r.read(0);
-    t.host_cpu(30, 10, 60, 4);
+    t.stat(PID, 1, 160);
     assert!(close(r.read(1000), 0.4));
-    assert_eq!(r.sensor.source(), Some(&CpuSource::Host));
+    assert_eq!(
+        r.sensor.source(),
+        Some(&CpuSource::ProcessTree { cores: 4.0 })
+    );
 
     t.file("/sys/fs/cgroup/cpuset/d/cpuset.cpus", "0\n");
     let mut r = Run::new(&t, CpuMode::Auto);
@@ -230,7 +236,7 @@ fn a_garbage_or_unreadable_quota_is_ignored_with_a_warning() {
     t.file("/sys/fs/cgroup/a/cpu.max", "half 100000\n");
     let mut r = Run::new(&t, CpuMode::Auto);
     r.read(0);
-    t.host_cpu(1, 0, 3, 2);
+    t.stat(PID, 1, 50);
     assert!(close(r.read(1000), 0.25));
     t.dangling("/sys/fs/cgroup/a/cpu.max");
     r.read(2000);
@@ -238,16 +244,19 @@ fn a_garbage_or_unreadable_quota_is_ignored_with_a_warning() {
 }
 
 #[test]
-fn an_unreadable_usage_counter_falls_back_to_host_cpu_with_a_warning() {
+fn an_unreadable_usage_counter_falls_back_to_the_process_tree_with_a_warning() {
     let t = Tree::new();
     t.v2("/a");
     t.file("/sys/fs/cgroup/a/cpu.max", "50000 100000\n");
     t.file("/sys/fs/cgroup/a/cpu.stat", "user_usec 5\n");
     let mut r = Run::new(&t, CpuMode::Auto);
     r.read(0);
-    t.host_cpu(1, 0, 1, 2);
+    t.stat(PID, 1, 100);
     assert!(close(r.read(1000), 0.5));
-    assert_eq!(r.sensor.source(), Some(&CpuSource::Host));
+    assert_eq!(
+        r.sensor.source(),
+        Some(&CpuSource::ProcessTree { cores: 2.0 })
+    );
     assert_warned(&r.w, &["cpu.usage_unreadable"]);
 }
 
@@ -333,4 +342,77 @@ fn process_mode_is_utime_plus_stime_over_one_core() {
     t.file(&format!("/proc/{PID}/stat"), "4242 (x) S");
     assert_eq!(r.read(3000), None);
     assert_warned(&r.w, &["cpu.counter_backwards", "cpu.process_garbage"]);
+}
+
+/// `/proc/PID/stat` with `own` ticks of utime and `reaped` ticks of cutime (children it has waited for).
+fn stat_with_reaped(t: &Tree, pid: u32, ppid: u32, own: u64, reaped: u64) {
+    t.file(
+        &format!("/proc/{pid}/stat"),
+        &format!("{pid} (p {pid}) S {ppid} 1 1 0 -1 0 0 0 0 0 {own} 0 {reaped} 0 20 0 1 0 1 1 1\n"),
+    );
+}
+
+#[test]
+fn auto_without_a_binding_limit_counts_this_process_tree_not_the_host() {
+    // A neighbour keeps the host's two CPUs busy; the process and its child used half a second of CPU.
+    let t = Tree::new();
+    t.host_cpu(0, 0, 0, 2);
+    t.children(PID, &[77]);
+    t.stat(PID, 1, 0);
+    t.stat(77, PID, 0);
+    let mut r = Run::new(&t, CpuMode::Auto);
+    r.read(0);
+    t.host_cpu(200, 0, 0, 2);
+    t.stat(PID, 1, 20);
+    t.stat(77, PID, 30);
+    assert!(close(r.read(1000), 0.25), "{:?}", r.read(1000));
+    assert_eq!(
+        r.sensor.source(),
+        Some(&CpuSource::ProcessTree { cores: 2.0 })
+    );
+    assert_warned(&r.w, &[]);
+}
+
+#[test]
+fn a_childs_cpu_time_stays_counted_once_it_is_reaped_and_a_vanished_one_only_resets_the_baseline() {
+    let t = Tree::new();
+    t.children(PID, &[77]);
+    stat_with_reaped(&t, PID, 1, 10, 0);
+    t.stat(77, PID, 40);
+    let mut r = Run::new(&t, CpuMode::Auto);
+    r.read(0);
+    // The child ended and was reaped: its 40 ticks moved into the parent's cutime, and 100 more were used.
+    t.children(PID, &[]);
+    t.remove("/proc/77/stat");
+    stat_with_reaped(&t, PID, 1, 60, 90);
+    assert!(close(r.read(1000), 0.5), "{:?}", r.read(1000));
+    // A child that vanished before it was reaped takes its time out of the total: a new baseline, no fault.
+    t.children(PID, &[78]);
+    t.stat(78, PID, 500);
+    assert!(r.read(2000).is_some());
+    t.children(PID, &[]);
+    t.remove("/proc/78/stat");
+    assert_eq!(r.read(3000), None);
+    stat_with_reaped(&t, PID, 1, 160, 90);
+    assert!(close(r.read(4000), 0.5));
+    assert_warned(&r.w, &[]);
+}
+
+#[test]
+fn the_process_tree_is_measured_against_the_cores_its_affinity_allows() {
+    let t = Tree::new();
+    t.host_cpu(0, 0, 0, 4);
+    t.file(
+        &format!("/proc/{PID}/status"),
+        "Name:\tp\nCpus_allowed_list:\t2\n",
+    );
+    t.stat(PID, 1, 0);
+    let mut r = Run::new(&t, CpuMode::Auto);
+    r.read(0);
+    t.stat(PID, 1, 80);
+    assert!(close(r.read(1000), 0.8));
+    assert_eq!(
+        r.sensor.source(),
+        Some(&CpuSource::ProcessTree { cores: 1.0 })
+    );
 }

@@ -224,7 +224,7 @@ impl<P: ScalingPolicy> Pool<P> {
             return Err(Refusal::Paused);
         }
         // A throttle binds below `min` too: the service, not the host, is what refuses the work.
-        let throttled_until = self.backoff.until();
+        let throttled_until = self.backoff.until(self.current);
         if now < throttled_until {
             return Err(Refusal::Throttled {
                 until: throttled_until,
@@ -286,7 +286,8 @@ impl<P: ScalingPolicy> Pool<P> {
         self.report.started += 1;
         self.report.peak_concurrency = self.report.peak_concurrency.max(self.current);
         self.last_refusal = None;
-        self.backoff.started(now, &self.config.throttle);
+        self.backoff
+            .started(now, self.current, &self.config.throttle);
         if let Some(n) = self.config.concurrency.max_tasks_per_minute {
             // Crawlee for Python spaces starts evenly rather than allowing bursts within a minute.
             self.next_start = now + Duration::from_secs(60) / n;
@@ -427,16 +428,20 @@ impl<P: ScalingPolicy> Pool<P> {
         // A policy that answers throttles at once gets its tick now, at most once per its reaction time.
         // The gap runs from the last tick a throttle brought forward, not from the last tick: a ramp step just
         // before the first throttle must not delay its cut.
+        // The tick waits an eighth of the gap, so the rest of a burst of refusals (tasks started together are
+        // refused together) has arrived: `throttle_level` is then what the service took, not the burst's top.
         if let Some(gap) = self.policy.throttle_reaction()
             && self.last_throttle_tick.is_none_or(|at| now >= at + gap)
-            && self.deadlines.autoscale > now
         {
-            self.deadlines.autoscale = now;
+            let at = now + gap / 8;
+            if self.deadlines.autoscale > at {
+                self.deadlines.autoscale = at;
+            }
             self.last_throttle_tick = Some(now);
         }
         let until = self
             .backoff
-            .throttled(now, started, retry_after, &self.config.throttle);
+            .throttled(now, started, level, retry_after, &self.config.throttle);
         self.push_event(Event::Throttled {
             at: now,
             retry_after,

@@ -1,9 +1,11 @@
 //! [`Backoff`]: how the machine remembers throttles and spaces starts after them.
 //!
 //! A retry-after holds every start until it has passed, whatever else happens: the service said when it will
-//! answer again. Without one, each start during a streak of throttles waits for the previous start plus the
-//! streak's backoff (`backoff_base` doubling per throttle up to `backoff_max`, with jitter), so a pool above
-//! a service's limit sends at most a few requests per second into it instead of a retry storm. The first
+//! answer again. Without one, each start during a streak of throttles that would bring the running count back
+//! to the level the service refused waits for the previous such start plus the streak's backoff (`backoff_base` doubling per throttle up to `backoff_max`, with jitter), so a pool above
+//! a service's limit sends at most a few requests per second into it instead of a retry storm. Starts below
+//! that level are not spaced: the service took that many, and holding them would only drain the pool (on a
+//! real connection cap, holding every start emptied it between bursts of 40). The first
 //! success of a task started since the streak began ends the streak and the spacing with it. A task started
 //! before says nothing about the service now: while a pool sits above a connection cap, its older tasks
 //! keep succeeding and every new one is refused. (A success the driver did not time ends the streak too.)
@@ -24,8 +26,10 @@ pub(super) struct Backoff {
     grew_at: Instant,
     /// No start before this: the latest retry-after.
     retry_until: Instant,
-    /// No start before this: the spacing of the current streak.
+    /// No start that brings the running count to `level` or more before this: the spacing of the streak.
     spaced_until: Instant,
+    /// The tasks running (the refused one included) at the throttle that last grew the streak.
+    level: usize,
     rng: u64,
 }
 
@@ -35,19 +39,25 @@ impl Backoff {
             streak: 0,
             streak_since: Instant::ZERO,
             grew_at: Instant::ZERO,
+            level: 0,
             retry_until: Instant::ZERO,
             spaced_until: Instant::ZERO,
             rng: settings.seed,
         }
     }
 
-    /// The instant the next start waits for (in the past when it need not wait).
-    pub(super) fn until(&self) -> Instant {
-        self.retry_until.max(self.spaced_until)
+    /// The instant the next start waits for, with `current` tasks running (in the past when it need not
+    /// wait).
+    pub(super) fn until(&self, current: usize) -> Instant {
+        if current + 1 >= self.level {
+            self.retry_until.max(self.spaced_until)
+        } else {
+            self.retry_until
+        }
     }
 
-    /// A throttle at `now` of a task that started at `started` (when known). Returns the instant the next
-    /// start waits for.
+    /// A throttle at `now` of a task that started at `started` (when known), with `level` tasks running, the
+    /// refused one included. Returns the instant a start at that level waits for.
     ///
     /// Only a task started since the streak last grew makes it grow again: a burst of tasks started together
     /// and refused together is one throttle, not a dozen doublings (as TCP cuts once per round trip).
@@ -55,16 +65,22 @@ impl Backoff {
         &mut self,
         now: Instant,
         started: Option<Instant>,
+        level: usize,
         retry_after: Option<Duration>,
         settings: &ThrottleSettings,
     ) -> Instant {
         if self.streak == 0 {
             self.streak_since = now;
-        } else if started.is_some_and(|at| at < self.grew_at) {
+            self.level = level;
+        }
+        // The fewest running at a refusal of the streak is the level starts are spaced at: the later refusals
+        // of a burst see the burst's earlier ones gone.
+        self.level = self.level.min(level);
+        if self.streak > 0 && started.is_some_and(|at| at < self.grew_at) {
             if let Some(wait) = retry_after {
                 self.retry_until = self.retry_until.max(now + wait);
             }
-            return self.until();
+            return self.retry_until.max(self.spaced_until);
         }
         self.grew_at = now;
         self.streak = self.streak.saturating_add(1);
@@ -72,12 +88,13 @@ impl Backoff {
             Some(wait) => self.retry_until = self.retry_until.max(now + wait),
             None => self.spaced_until = self.spaced_until.max(now + self.wait(settings)),
         }
-        self.until()
+        self.retry_until.max(self.spaced_until)
     }
 
-    /// A task started at `now`: during a streak, the next one waits a backoff more.
-    pub(super) fn started(&mut self, now: Instant, settings: &ThrottleSettings) {
-        if self.streak > 0 {
+    /// A task started at `now`, leaving `running` tasks running: during a streak, a start at or above the
+    /// refused level pushes the next such one out by a backoff.
+    pub(super) fn started(&mut self, now: Instant, running: usize, settings: &ThrottleSettings) {
+        if self.streak > 0 && running >= self.level {
             self.spaced_until = now + self.wait(settings);
         }
     }
@@ -128,9 +145,9 @@ mod tests {
     fn a_retry_after_holds_starts_until_it_passes_even_after_a_success() {
         let s = ThrottleSettings::default();
         let mut b = Backoff::new(&s);
-        assert_eq!(b.throttled(T0, None, Some(ms(1500)), &s), T0 + ms(1500));
+        assert_eq!(b.throttled(T0, None, 1, Some(ms(1500)), &s), T0 + ms(1500));
         b.succeeded(None);
-        assert_eq!(b.until(), T0 + ms(1500));
+        assert_eq!(b.until(0), T0 + ms(1500));
     }
 
     #[test]
@@ -147,7 +164,7 @@ mod tests {
             }
             b.spaced_until = Instant::ZERO;
             let wait = b
-                .throttled(T0, None, None, &s)
+                .throttled(T0, None, 1, None, &s)
                 .saturating_duration_since(T0);
             assert!(
                 wait >= ms(nominal) / 2 && wait <= ms(nominal),
@@ -161,17 +178,17 @@ mod tests {
     fn starts_during_a_streak_are_spaced_and_a_success_ends_the_spacing() {
         let s = ThrottleSettings::default();
         let mut b = Backoff::new(&s);
-        b.throttled(T0, None, None, &s);
+        b.throttled(T0, None, 1, None, &s);
         let at = T0 + ms(100);
-        b.started(at, &s);
+        b.started(at, 1, &s);
         assert!(
-            b.until() > at,
+            b.until(0) > at,
             "a start during a streak pushes the next one out"
         );
         b.succeeded(None);
-        assert_eq!(b.until(), Instant::ZERO);
-        b.started(at, &s);
-        assert_eq!(b.until(), Instant::ZERO, "no spacing without a streak");
+        assert_eq!(b.until(0), Instant::ZERO);
+        b.started(at, 1, &s);
+        assert_eq!(b.until(0), Instant::ZERO, "no spacing without a streak");
     }
 
     #[test]
@@ -180,13 +197,13 @@ mod tests {
         let mut b = Backoff::new(&s);
         let started = T0 + ms(10);
         let at = T0 + ms(20);
-        let first = b.throttled(at, Some(started), None, &s);
+        let first = b.throttled(at, Some(started), 1, None, &s);
         for _ in 0..12 {
-            assert_eq!(b.throttled(at, Some(started), None, &s), first);
+            assert_eq!(b.throttled(at, Some(started), 1, None, &s), first);
         }
         assert_eq!(b.streak, 1);
         // A task started under the backoff and refused again is news: the streak grows.
-        b.throttled(at + ms(300), Some(at + ms(200)), None, &s);
+        b.throttled(at + ms(300), Some(at + ms(200)), 1, None, &s);
         assert_eq!(b.streak, 2);
     }
 
@@ -195,13 +212,32 @@ mod tests {
         let s = ThrottleSettings::default();
         let mut b = Backoff::new(&s);
         let at = T0 + ms(500);
-        b.throttled(at, Some(at), None, &s);
+        b.throttled(at, Some(at), 1, None, &s);
         b.succeeded(Some(T0 + ms(100)));
         assert!(
-            b.until() > at,
+            b.until(0) > at,
             "an older task's success says nothing of the service now"
         );
         b.succeeded(Some(at + ms(50)));
-        assert_eq!(b.until(), Instant::ZERO);
+        assert_eq!(b.until(0), Instant::ZERO);
+    }
+
+    #[test]
+    fn starts_below_the_level_the_service_refused_are_not_spaced() {
+        let s = ThrottleSettings::default();
+        let mut b = Backoff::new(&s);
+        let at = T0 + ms(100);
+        // 41 were running when the service refused one: 40 is what it took.
+        let until = b.throttled(at, Some(at), 41, None, &s);
+        assert!(until > at);
+        assert_eq!(b.until(10), Instant::ZERO, "refilling to 11 is not spaced");
+        assert_eq!(b.until(39), Instant::ZERO, "nor to 40");
+        assert_eq!(b.until(40), until, "the 41st waits");
+        b.started(at, 20, &s);
+        assert_eq!(
+            b.until(40),
+            until,
+            "a start below the level does not push it out"
+        );
     }
 }

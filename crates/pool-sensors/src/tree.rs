@@ -1,0 +1,87 @@
+//! The process tree: a process's live descendants, which the memory and CPU sensors count as the process's
+//! own (a crawler's browsers are part of what it uses).
+
+use std::collections::HashSet;
+
+use crate::parse;
+use crate::root::SensorRoot;
+use crate::warn::Warnings;
+
+/// Every descendant of `pid`, from `/proc/PID/task/TID/children` where the kernel has it, else by scanning
+/// every `/proc/N/stat` for parent pids. A failure to list `/proc` warns under `code`.
+pub(crate) fn descendants(
+    root: &SensorRoot,
+    pid: u32,
+    code: &'static str,
+    w: &mut Warnings,
+) -> Vec<u32> {
+    let children_file = root.join(format!("/proc/{pid}/task/{pid}/children"));
+    let mut out = Vec::new();
+    let mut seen = HashSet::from([pid]);
+    if children_file.exists() {
+        let mut queue = vec![pid];
+        while let Some(p) = queue.pop() {
+            for c in children_of(root, p) {
+                if seen.insert(c) {
+                    out.push(c);
+                    queue.push(c);
+                }
+            }
+        }
+        return out;
+    }
+    let entries = match std::fs::read_dir(root.join("/proc")) {
+        Ok(e) => e,
+        Err(e) => {
+            w.warn(code, || {
+                format!("cannot list /proc ({e}); child processes are not counted")
+            });
+            return out;
+        }
+    };
+    let mut parents: Vec<(u32, u32)> = Vec::new();
+    for entry in entries.flatten() {
+        let Some(n) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if n == pid {
+            continue;
+        }
+        if let Ok(t) = std::fs::read_to_string(entry.path().join("stat"))
+            && let Some((ppid, _)) = parse::pid_stat(&t)
+        {
+            parents.push((n, ppid));
+        }
+    }
+    let mut queue = vec![pid];
+    while let Some(p) = queue.pop() {
+        for &(c, _) in parents.iter().filter(|(_, pp)| *pp == p) {
+            if seen.insert(c) {
+                out.push(c);
+                queue.push(c);
+            }
+        }
+    }
+    out
+}
+
+/// The children of every thread of `pid`: a child belongs to the thread that forked it.
+fn children_of(root: &SensorRoot, pid: u32) -> Vec<u32> {
+    let Ok(tasks) = std::fs::read_dir(root.join(format!("/proc/{pid}/task"))) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for t in tasks.flatten() {
+        if let Ok(text) = std::fs::read_to_string(t.path().join("children")) {
+            out.extend(
+                text.split_whitespace()
+                    .filter_map(|s| s.parse::<u32>().ok()),
+            );
+        }
+    }
+    out
+}
