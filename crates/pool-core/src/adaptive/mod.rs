@@ -98,6 +98,10 @@ const FAST_RAMP_BELOW: Duration = Duration::from_millis(400);
 const FIRST_SECOND: f64 = 1.0;
 /// Growth per tick of a ramp paced by a short task latency.
 const PACED_RAMP_FACTOR: f64 = 1.5;
+/// The latency knee fires when a tick counts fewer than this share of the successes Little's law expects.
+const LATENCY_KNEE_SHARE: f64 = 0.7;
+/// The fewest expected successes a latency-knee check judges on: fewer are noise.
+const KNEE_MIN_COMPLETIONS: f64 = 20.0;
 /// The soonest a throttle may bring a tick forward.
 const THROTTLE_REACTION: Duration = Duration::from_millis(100);
 /// A throttle ceiling is probed one task higher after this many quiet seconds.
@@ -107,6 +111,7 @@ mod why {
     pub(super) const RAMP: &str = "adaptive: ramp (no fresh overload, pool busy)";
     pub(super) const RAMP_AT_MEMORY_CEILING: &str = "adaptive: ramp held below the memory ceiling";
     pub(super) const KNEE: &str = "adaptive: knee (throughput stopped following concurrency), back to the last efficient level";
+    pub(super) const LATENCY_KNEE: &str = "adaptive: knee (fewer successes than Little's law expects at the timed latency: the last step slowed every task), back to the level before it";
     pub(super) const CUT_MEMORY: &str = "adaptive: cut (memory overload rising)";
     pub(super) const CUT_CLIENT: &str = "adaptive: cut (client 429s rising)";
     pub(super) const CUT_LOCAL: &str = "adaptive: cut (cpu/event-loop overload rising)";
@@ -220,6 +225,7 @@ impl AdaptivePolicy {
         // infers it, over several ticks, when the tasks are not timed.
         if let Some(took) = i.succeeded_latency {
             let w = took.as_secs_f64();
+            st.latency_before_s = st.latency_s;
             // The first timing replaces what Little's law guessed before any task had ended.
             st.latency_s = if st.timed {
                 0.7 * st.latency_s + 0.3 * w
@@ -251,6 +257,29 @@ impl AdaptivePolicy {
                 st.latency_s = st.latency_s.max(now_s - st.start_s);
             }
         }
+    }
+
+    /// The ramp's knee from Little's law on the last tick alone: with tasks timed at `L`, the tasks running at
+    /// the previous tick complete at `current / L` a second. Far fewer successes than that means the tasks
+    /// the last step added (and those that replaced the finished ones) take far longer than `L`: latency rose
+    /// faster than concurrency, so throughput fell. It answers one tick after the step, before the slower
+    /// tasks end, where the ring's check needs several; the level before the step is the knee.
+    fn latency_knee(&self) -> Option<usize> {
+        let st = &self.state;
+        if !st.timed || st.ticks < 3 {
+            return None;
+        }
+        let (now, before) = (st.ring[0], st.ring[1]);
+        let dt = now.at_s - before.at_s;
+        let latency = st.latency_before_s;
+        // Only where a task started at the previous tick has had time to end by this one.
+        if latency <= 0.0 || dt <= 0.0 || latency > dt {
+            return None;
+        }
+        let expected = before.current as f64 * dt / latency;
+        let done = now.finished.saturating_sub(before.finished) as f64;
+        (expected >= KNEE_MIN_COMPLETIONS && done < LATENCY_KNEE_SHARE * expected)
+            .then_some(before.current)
     }
 
     /// The ramp's knee check: over the ring, did throughput follow concurrency?
@@ -491,7 +520,11 @@ impl AdaptivePolicy {
 
         match self.state.phase {
             Phase::Ramp => {
-                if let Some(level) = self.knee() {
+                let knee = match self.latency_knee() {
+                    Some(level) => Some((level, why::LATENCY_KNEE)),
+                    None => self.knee().map(|level| (level, why::KNEE)),
+                };
+                if let Some((level, reason)) = knee {
                     let st = &mut self.state;
                     st.phase = Phase::Climb;
                     st.base = level.max(i.min);
@@ -499,7 +532,7 @@ impl AdaptivePolicy {
                     st.step = s.probe_step;
                     let base = st.base;
                     self.new_epoch(now_s);
-                    return self.scale(base, why::KNEE);
+                    return self.scale(base, reason);
                 }
                 if i.desired >= i.max {
                     return self.scale(i.max, why::AT_MAX);

@@ -80,6 +80,8 @@ pub(super) struct State {
     pub(super) latency_s: f64,
     /// Whether the driver times tasks (`ScaleInput::succeeded_latency` has arrived this run).
     pub(super) timed: bool,
+    /// `latency_s` before the latest timed update, seconds: what the last tick's tasks were expected to take.
+    pub(super) latency_before_s: f64,
     /// When the ramp last grew, seconds.
     pub(super) last_ramp_s: Option<f64>,
     pub(super) cooldown_until_s: f64,
@@ -116,6 +118,7 @@ impl State {
             ticks: 0,
             latency_s: 0.0,
             timed: false,
+            latency_before_s: 0.0,
             last_ramp_s: None,
             cooldown_until_s: 0.0,
             ceiling: None,

@@ -195,3 +195,23 @@ fn the_first_timed_latency_paces_the_ramp_like_slow_start() {
     assert_eq!(p.latency_estimate(), Some(Duration::from_millis(150)));
     assert_eq!(p.next_tick(), Some(RAMP_TICK));
 }
+
+#[test]
+fn a_tick_with_far_fewer_successes_than_littles_law_expects_ends_the_ramp_at_the_level_before() {
+    let (info, set) = (idle(), ScalingSettings::default());
+    let mut p = AdaptivePolicy::default();
+    // Tasks timed at 0.6 s; 50 running succeed at about 83 a second, tick after tick.
+    let mut tick = |t: u64, current: usize, desired: usize, done: u64, took_ms: u64| {
+        let mut i = input(t, current, desired, &info, done, &set);
+        i.succeeded_latency = Some(Duration::from_millis(took_ms));
+        p.decide(&i)
+    };
+    assert_eq!(tick(0, 37, 37, 0, 600).desired, 43);
+    assert_eq!(tick(1, 43, 43, 62, 600).desired, 50);
+    let s = tick(2, 50, 50, 134, 600);
+    assert_eq!((s.desired, reason(&s)), (58, why::RAMP));
+    // The step to 58 slowed every task: 40 successes in the next second, where the 50 that ran at the
+    // step would have brought about 83.
+    let s = tick(3, 58, 58, 174, 700);
+    assert_eq!((s.desired, reason(&s)), (50, why::LATENCY_KNEE));
+}
