@@ -16,10 +16,15 @@
 //!
 //! A start goes through the gate twice: [`Pool::poll_start`] before asking the user's `is_task_ready`
 //! (so readiness is asked only when there is capacity) and [`Pool::handle_task_started`] after a `true`
-//! answer, since the answer may have taken time in which the pool was paused, aborted or scaled down.//!
-//! The machine is spread over four files by method kind: this one holds the state, the constructors, the
-//! getters, the outputs and the helpers every input shares; `commands.rs` the user's requests; `inputs.rs`
-//! the reports of time, sensors and tasks (and the start gate); `output.rs` the types the machine hands out.
+//! answer, since the answer may have taken time in which the pool was paused, aborted or scaled down.
+//!
+//! A driver that knows when each task started reports its end with [`Pool::handle_task_finished_since`], which
+//! times the successes for the policy; [`Pool::handle_task_finished`] reports it untimed.
+//!
+//! The machine is spread over five files by job: this one holds the state, the constructors, the getters, the
+//! outputs and the helpers every input shares; `commands.rs` the user's requests; `inputs.rs` the reports of
+//! time, sensors and tasks (and the start gate); `output.rs` the types the machine hands out; `throttle.rs`
+//! the backoff after throttles.
 
 mod commands;
 mod inputs;
