@@ -360,18 +360,19 @@ fn sensor_cost(iterations: u32) -> Result<(f64, f64), Error> {
     let mut w = Warnings::new();
     let root = SensorRoot::new("/");
     let pid = std::process::id();
+    // As the pool samples: once a second of its clock (a virtual one here), so what the sensors look up
+    // only every `LAYOUT_RECHECK` is spread over the samples as it is in a run.
+    let at = |i: u32| pool_core::Instant::from_nanos(u64::from(i) * 1_000_000_000);
     let mut memory = MemorySensor::new(root.clone(), pid);
     memory
-        .read(&mut w)
+        .read_at(at(0), &mut w)
         .ok_or("the memory sensor reads nothing here")?;
     let t0 = Instant::now();
-    for _ in 0..iterations {
-        core::hint::black_box(memory.read(&mut w));
+    for i in 1..=iterations {
+        core::hint::black_box(memory.read_at(at(i), &mut w));
     }
     let memory_us = t0.elapsed().as_secs_f64() * 1e6 / f64::from(iterations);
     let mut cpu = CpuSensor::new(root, pid, CpuMode::Auto);
-    // CPU readings are deltas over at least 10 ms of the pool's clock: step a virtual clock by 1 s.
-    let at = |i: u32| pool_core::Instant::from_nanos(u64::from(i) * 1_000_000_000);
     let _ = cpu.read(at(0), &mut w);
     let t0 = Instant::now();
     for i in 1..=iterations {

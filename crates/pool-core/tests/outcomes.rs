@@ -356,17 +356,23 @@ impl pool_core::ScalingPolicy for Recorder {
     }
 }
 
+/// A pool of `max` with a [`Recorder`], its first tick at 0 done and `started` tasks started then.
+fn recorded(max: usize, started: usize) -> (Pool<Recorder>, std::rc::Rc<RefCell<Vec<Seen>>>) {
+    let seen = std::rc::Rc::new(RefCell::new(Vec::new()));
+    let mut pool = Pool::with_policy(config(1, max, max), Recorder(seen.clone())).unwrap();
+    pool.start_run(Instant::ZERO).unwrap();
+    pool.handle_timeout(Instant::ZERO);
+    for _ in 0..started {
+        pool.poll_start(Instant::ZERO).unwrap();
+        pool.handle_task_started(Instant::ZERO).unwrap();
+    }
+    (pool, seen)
+}
+
 #[test]
 fn the_mean_latency_of_timed_successes_reaches_the_next_tick_and_only_that_one() {
-    let seen = std::rc::Rc::new(RefCell::new(Vec::new()));
-    let mut pool = Pool::with_policy(config(1, 4, 4), Recorder(seen.clone())).unwrap();
+    let (mut pool, seen) = recorded(4, 4);
     let t0 = Instant::ZERO;
-    pool.start_run(t0).unwrap();
-    pool.handle_timeout(t0);
-    for _ in 0..4 {
-        pool.poll_start(t0).unwrap();
-        pool.handle_task_started(t0).unwrap();
-    }
     pool.handle_task_finished_since(t0 + ms(100), t0, pool_core::TaskOutcome::Succeeded);
     pool.handle_task_finished_since(t0 + ms(300), t0, pool_core::TaskOutcome::Succeeded);
     // Neither a throttled task nor an untimed success counts toward the mean.
@@ -387,15 +393,8 @@ fn the_mean_latency_of_timed_successes_reaches_the_next_tick_and_only_that_one()
 
 #[test]
 fn a_policy_sees_how_many_tasks_ran_when_the_cpu_reading_arrived() {
-    let seen = std::rc::Rc::new(RefCell::new(Vec::new()));
-    let mut pool = Pool::with_policy(config(1, 8, 8), Recorder(seen.clone())).unwrap();
+    let (mut pool, seen) = recorded(8, 3);
     let t0 = Instant::ZERO;
-    pool.start_run(t0).unwrap();
-    pool.handle_timeout(t0);
-    for _ in 0..3 {
-        pool.poll_start(t0).unwrap();
-        pool.handle_task_started(t0).unwrap();
-    }
     let at = t0 + ms(900);
     pool.handle_cpu(
         at,

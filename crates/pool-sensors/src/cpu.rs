@@ -58,6 +58,15 @@ const USER_HZ: u64 = 100;
 /// Windows shorter than this give no reading; the baseline is kept so the next window is longer.
 const MIN_WINDOW_NANOS: u64 = 10_000_000;
 
+/// What `Auto` looked up at `at`: the binding limit, the online CPUs and the cores the affinity allows.
+#[derive(Clone, Debug)]
+struct Layout {
+    at: Instant,
+    limit: Option<Candidate>,
+    online: Option<f64>,
+    allowed: Option<f64>,
+}
+
 #[derive(Clone, Debug, PartialEq)]
 enum Baseline {
     Host {
@@ -87,16 +96,19 @@ pub struct CpuSensor {
     mode: CpuMode,
     prev: Option<Baseline>,
     last_source: Option<CpuSource>,
+    layout: Option<Layout>,
+    descendants: tree::Descendants,
 }
 
 /// A limit candidate: cores and where its usage is counted.
+#[derive(Clone, Debug)]
 struct Candidate {
     cores: f64,
     usage: PathBuf,
     kind: UsageKind,
 }
 
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Debug)]
 enum UsageKind {
     /// `cpu.stat`'s `usage_usec`.
     V2,
@@ -113,6 +125,8 @@ impl CpuSensor {
             mode,
             prev: None,
             last_source: None,
+            layout: None,
+            descendants: tree::Descendants::default(),
         }
     }
 
@@ -128,9 +142,13 @@ impl CpuSensor {
             CpuMode::Process => self.process(now, w),
             CpuMode::Host => self.host(w),
             CpuMode::Auto => {
-                let host = self.host_counters(w);
-                let online = host.map(|h| f64::from(h.online)).filter(|n| *n > 0.0);
-                if let Some(c) = self.binding_limit(online, w)
+                let Layout {
+                    limit,
+                    online,
+                    allowed,
+                    ..
+                } = self.layout(now, w);
+                if let Some(c) = limit
                     && let Some(ns) = read_usage(&c, w)
                 {
                     let r = self.timed(Key::Cgroup(c.usage.clone()), ns, now, c.cores, w);
@@ -140,13 +158,47 @@ impl CpuSensor {
                     });
                     return r;
                 }
-                self.tree(now, online, w)
+                let cores = match (allowed, online) {
+                    (Some(a), Some(o)) => a.min(o),
+                    (a, o) => a.or(o).unwrap_or(1.0),
+                };
+                self.tree(now, cores, w)
             }
         }
     }
 
-    /// The process tree's CPU time over the cores the process may use.
-    fn tree(&mut self, now: Instant, online: Option<f64>, w: &mut Warnings) -> Option<f64> {
+    /// The layout `Auto` reads against, looked up again every [`LAYOUT_RECHECK`] of `now`.
+    ///
+    /// [`LAYOUT_RECHECK`]: crate::LAYOUT_RECHECK
+    fn layout(&mut self, now: Instant, w: &mut Warnings) -> Layout {
+        if let Some(l) = &self.layout
+            && now.saturating_duration_since(l.at) < crate::LAYOUT_RECHECK
+        {
+            return l.clone();
+        }
+        let online = self
+            .host_counters(w)
+            .map(|h| f64::from(h.online))
+            .filter(|n| *n > 0.0);
+        let limit = self.binding_limit(online, w);
+        let allowed = self
+            .root
+            .read(format!("/proc/{}/status", self.pid))
+            .ok()
+            .and_then(|t| parse::allowed_cpus(&t))
+            .map(f64::from);
+        let layout = Layout {
+            at: now,
+            limit,
+            online,
+            allowed,
+        };
+        self.layout = Some(layout.clone());
+        layout
+    }
+
+    /// The process tree's CPU time over `cores`.
+    fn tree(&mut self, now: Instant, cores: f64, w: &mut Warnings) -> Option<f64> {
         let pid = self.pid;
         let own = match self.root.read(format!("/proc/{pid}/stat")) {
             Ok(t) => parse::pid_cpu_with_reaped(&t),
@@ -163,7 +215,10 @@ impl CpuSensor {
             });
             return None;
         };
-        for child in tree::descendants(&self.root, pid, "cpu.children_unlisted", w) {
+        for child in self
+            .descendants
+            .at(&self.root, pid, now, "cpu.children_unlisted", w)
+        {
             // A child that ended between the listing and this read is simply gone; its parent reaps its time.
             if let Ok(t) = self.root.read(format!("/proc/{child}/stat"))
                 && let Some(v) = parse::pid_cpu_with_reaped(&t)
@@ -171,16 +226,6 @@ impl CpuSensor {
                 ticks = ticks.saturating_add(v);
             }
         }
-        let allowed = self
-            .root
-            .read(format!("/proc/{pid}/status"))
-            .ok()
-            .and_then(|t| parse::allowed_cpus(&t))
-            .map(f64::from);
-        let cores = match (allowed, online) {
-            (Some(a), Some(o)) => a.min(o),
-            (a, o) => a.or(o).unwrap_or(1.0),
-        };
         self.last_source = Some(CpuSource::ProcessTree { cores });
         let ns = ticks.saturating_mul(1_000_000_000 / USER_HZ);
         self.timed(Key::Tree, ns, now, cores, w)

@@ -48,6 +48,7 @@ mod tree;
 mod warn;
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use pool_core::{
     CpuReading, Instant, MemoryBudget, MemoryReading, Pool, ScalingPolicy, Sensors, SignalError,
@@ -61,6 +62,12 @@ pub use memory::{MemorySample, MemorySensor, TotalSource};
 pub use root::SensorRoot;
 pub use signal::LoadSignal;
 pub use warn::{Warning, Warnings};
+
+/// How often the sensors look up again what rarely changes: the cgroup layout and limits, the online CPUs
+/// and the process's affinity, and, where the kernel has no `children` files, the process's descendants.
+/// Those lookups are most of a sample's cost; a resized container or a new child process is followed
+/// within this long of the pool's clock. Usage counters are read on every sample.
+pub const LAYOUT_RECHECK: Duration = Duration::from_secs(30);
 
 /// Crawlee's environment variable names, as read by [`snapshot_settings_from_env`].
 pub mod vars {
@@ -131,8 +138,8 @@ impl Backend {
     fn cpu(&mut self, now: Instant, w: &mut Warnings) -> Option<f64> {
         self.cpu.read(now, w)
     }
-    fn memory(&mut self, w: &mut Warnings) -> Option<MemorySample> {
-        self.memory.read(w)
+    fn memory(&mut self, now: Instant, w: &mut Warnings) -> Option<MemorySample> {
+        self.memory.read_at(now, w)
     }
 }
 
@@ -217,7 +224,7 @@ impl Sensors for SystemSensors {
                 },
             );
         }
-        if let Some(m) = self.backend.memory(w) {
+        if let Some(m) = self.backend.memory(now, w) {
             let fixed = matches!(pool.config().snapshot.memory_budget, MemoryBudget::Fixed(_));
             match m.total_bytes {
                 Some(total_bytes) => {

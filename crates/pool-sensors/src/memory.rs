@@ -2,11 +2,14 @@
 //! process (the tightest cgroup limit along its path, or physical memory) with the use within it.
 
 use std::io::ErrorKind;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use crate::cgroup::{Cgroups, Hierarchy};
+use pool_core::Instant;
+
+use crate::cgroup::Cgroups;
 use crate::parse;
 use crate::root::{SensorRoot, read_optional};
+use crate::tree;
 use crate::warn::Warnings;
 
 /// Where a memory total came from.
@@ -46,6 +49,15 @@ pub struct MemorySensor {
     root: SensorRoot,
     pid: u32,
     pss_available: bool,
+    /// For [`MemorySensor::read_at`]: the limited cgroup levels, looked up at an instant.
+    levels: Option<(Instant, Levels)>,
+    descendants: tree::Descendants,
+}
+
+/// The cgroup levels along the process's paths that have a memory limit below `MemTotal`, with that limit.
+#[derive(Clone, Debug, Default)]
+struct Levels {
+    limited: Vec<(PathBuf, &'static Files, u64)>,
 }
 
 impl MemorySensor {
@@ -55,6 +67,8 @@ impl MemorySensor {
             root,
             pid,
             pss_available: true,
+            levels: None,
+            descendants: tree::Descendants::default(),
         }
     }
 
@@ -63,9 +77,11 @@ impl MemorySensor {
         self.pss_available
     }
 
-    /// Measures everything. `None` only when the process's own memory cannot be read.
+    /// Measures everything, looking everything up again. `None` only when the process's own memory cannot
+    /// be read.
     pub fn read(&mut self, w: &mut Warnings) -> Option<MemorySample> {
-        let used_bytes = self.process_tree_bytes(w)?;
+        let children = tree::descendants(&self.root, self.pid, "memory.children_unlisted", w);
+        let used_bytes = self.tree_bytes(&children, false, w)?;
         let (total_bytes, system_used_bytes, source) = self.available(w);
         Some(MemorySample {
             used_bytes,
@@ -75,29 +91,55 @@ impl MemorySensor {
         })
     }
 
-    /// The memory available to the process and the use within it, re-read on every call so that a resized
-    /// container is followed.
+    /// Measures everything at `now`, as the pool's sensors do once a second: the limited cgroup levels and
+    /// (where the kernel has no `children` files) the descendants are looked up again every
+    /// [`LAYOUT_RECHECK`](crate::LAYOUT_RECHECK) of `now`; the charges, `/proc/meminfo` and every process's
+    /// memory are read each time. `None` only when the process's own memory cannot be read.
+    pub fn read_at(&mut self, now: Instant, w: &mut Warnings) -> Option<MemorySample> {
+        let children =
+            self.descendants
+                .at(&self.root, self.pid, now, "memory.children_unlisted", w);
+        let used_bytes = self.tree_bytes(&children, true, w)?;
+        let (mem_total, mem_available) = self.meminfo(w);
+        let levels = match &self.levels {
+            Some((at, levels)) if now.saturating_duration_since(*at) < crate::LAYOUT_RECHECK => {
+                levels.clone()
+            }
+            _ => {
+                let levels = self.limited_levels(mem_total, w);
+                self.levels = Some((now, levels.clone()));
+                levels
+            }
+        };
+        let (total_bytes, system_used_bytes, source) = within(&levels, mem_total, mem_available, w);
+        Some(MemorySample {
+            used_bytes,
+            total_bytes,
+            system_used_bytes,
+            source,
+        })
+    }
+
+    /// The memory available to the process and the use within it, looked up again on every call so that a
+    /// resized container is followed.
     pub fn available(&self, w: &mut Warnings) -> (Option<u64>, Option<u64>, TotalSource) {
         let (mem_total, mem_available) = self.meminfo(w);
+        let levels = self.limited_levels(mem_total, w);
+        within(&levels, mem_total, mem_available, w)
+    }
+
+    /// Every level of the process's unified and v1 memory paths that has a limit below `mem_total`.
+    fn limited_levels(&self, mem_total: Option<u64>, w: &mut Warnings) -> Levels {
         let cgroups = Cgroups::discover(&self.root, self.pid, w);
-        let mut limit = CgroupLimit::default();
-        if let Some(h) = &cgroups.unified {
-            limit.walk(h, &V2, mem_total, w);
-        }
-        if let Some(h) = cgroups.v1("memory") {
-            limit.walk(h, &V1, mem_total, w);
-        }
-        match (limit.limit, mem_total) {
-            (Some(l), _) => {
-                let used = (!limit.usage_unknown).then(|| l - limit.headroom.unwrap_or(l).min(l));
-                (Some(l), used, TotalSource::Cgroup)
+        let mut limited = Vec::new();
+        for (h, f) in [(cgroups.unified.as_ref(), &V2), (cgroups.v1("memory"), &V1)] {
+            for dir in h.iter().flat_map(|h| h.dirs.iter()) {
+                if let Some(limit) = level_limit(dir, f, mem_total, w) {
+                    limited.push((dir.clone(), f, limit));
+                }
             }
-            (None, Some(t)) => {
-                let used = mem_available.map(|a| t.saturating_sub(a));
-                (Some(t), used, TotalSource::Physical)
-            }
-            (None, None) => (None, None, TotalSource::Unknown),
         }
+        Levels { limited }
     }
 
     fn meminfo(&self, w: &mut Warnings) -> (Option<u64>, Option<u64>) {
@@ -134,7 +176,25 @@ impl MemorySensor {
 
     /// This process plus its descendants, in bytes. `None` when the process itself cannot be read.
     pub fn process_tree_bytes(&mut self, w: &mut Warnings) -> Option<u64> {
-        let mut sum = match self.process_bytes(self.pid, w) {
+        let children = tree::descendants(&self.root, self.pid, "memory.children_unlisted", w);
+        self.tree_bytes(&children, false, w)
+    }
+
+    /// This process plus `children`, in bytes. With `alone_by_rss` and no children, the process alone is
+    /// measured by its RSS (`/proc/PID/status`), a tenth of the cost of `smaps_rollup`'s PSS: PSS exists to
+    /// count the pages a tree shares once, and a process alone shares with no one it is measured with.
+    fn tree_bytes(
+        &mut self,
+        children: &[u32],
+        alone_by_rss: bool,
+        w: &mut Warnings,
+    ) -> Option<u64> {
+        let own = if alone_by_rss && children.is_empty() {
+            self.rss_bytes(self.pid)
+        } else {
+            self.process_bytes(self.pid, w)
+        };
+        let mut sum = match own {
             Ok(b) => b,
             Err(e) => {
                 let pid = self.pid;
@@ -146,7 +206,7 @@ impl MemorySensor {
                 return None;
             }
         };
-        for child in crate::tree::descendants(&self.root, self.pid, "memory.children_unlisted", w) {
+        for &child in children {
             match self.process_bytes(child, w) {
                 Ok(b) => sum = sum.saturating_add(b),
                 Err(e) => w.warn("memory.child_unreadable", || {
@@ -186,6 +246,11 @@ impl MemorySensor {
                 }),
             }
         }
+        self.rss_bytes(pid)
+    }
+
+    /// One process's RSS from `/proc/PID/status`. A process that vanished, a zombie or a kernel thread is 0.
+    fn rss_bytes(&self, pid: u32) -> Result<u64, String> {
         match self.root.read(format!("/proc/{pid}/status")) {
             Ok(t) => match parse::kb_field(&t, "VmRSS") {
                 Ok(Some(b)) => Ok(b),
@@ -201,6 +266,7 @@ impl MemorySensor {
 }
 
 /// The file names of one cgroup version's memory controller.
+#[derive(Debug)]
 struct Files {
     limit: &'static str,
     usage: &'static str,
@@ -225,29 +291,37 @@ const V1: Files = Files {
     writeback: "total_writeback",
 };
 
-/// The tightest limit over every level walked, and the least headroom under any limit.
-#[derive(Default)]
-struct CgroupLimit {
-    limit: Option<u64>,
-    headroom: Option<u64>,
-    usage_unknown: bool,
-}
-
-impl CgroupLimit {
-    fn walk(&mut self, h: &Hierarchy, f: &Files, mem_total: Option<u64>, w: &mut Warnings) {
-        for dir in &h.dirs {
-            let Some(limit) = level_limit(dir, f, mem_total, w) else {
-                continue;
-            };
-            self.limit = Some(self.limit.map_or(limit, |l| l.min(limit)));
-            match charged(dir, f, w) {
-                Some(c) => {
-                    let room = limit.saturating_sub(c);
-                    self.headroom = Some(self.headroom.map_or(room, |r| r.min(room)));
-                }
-                None => self.usage_unknown = true,
+/// The memory available to the process and the use within it: the tightest of the limited `levels`, with
+/// the least headroom under any of them (each level's charge read now), else physical memory.
+fn within(
+    levels: &Levels,
+    mem_total: Option<u64>,
+    mem_available: Option<u64>,
+    w: &mut Warnings,
+) -> (Option<u64>, Option<u64>, TotalSource) {
+    let mut tightest: Option<u64> = None;
+    let mut headroom: Option<u64> = None;
+    let mut usage_unknown = false;
+    for (dir, f, limit) in &levels.limited {
+        tightest = Some(tightest.map_or(*limit, |l| l.min(*limit)));
+        match charged(dir, f, w) {
+            Some(c) => {
+                let room = limit.saturating_sub(c);
+                headroom = Some(headroom.map_or(room, |r| r.min(room)));
             }
+            None => usage_unknown = true,
         }
+    }
+    match (tightest, mem_total) {
+        (Some(l), _) => {
+            let used = (!usage_unknown).then(|| l - headroom.unwrap_or(l).min(l));
+            (Some(l), used, TotalSource::Cgroup)
+        }
+        (None, Some(t)) => {
+            let used = mem_available.map(|a| t.saturating_sub(a));
+            (Some(t), used, TotalSource::Physical)
+        }
+        (None, None) => (None, None, TotalSource::Unknown),
     }
 }
 

@@ -66,7 +66,7 @@ impl Backend {
         ratio.is_finite().then(|| ratio.clamp(0.0, 1.0))
     }
 
-    pub(crate) fn memory(&mut self, w: &mut Warnings) -> Option<MemorySample> {
+    pub(crate) fn memory(&mut self, _now: Instant, w: &mut Warnings) -> Option<MemorySample> {
         self.sys
             .refresh_memory_specifics(MemoryRefreshKind::nothing().with_ram());
         self.sys.refresh_processes_specifics(

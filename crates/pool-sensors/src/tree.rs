@@ -3,9 +3,52 @@
 
 use std::collections::HashSet;
 
+use pool_core::Instant;
+
 use crate::parse;
 use crate::root::SensorRoot;
 use crate::warn::Warnings;
+
+/// A process's descendants as a sensor sees them from sample to sample: listed again on every sample where
+/// the kernel's `children` files make that cheap, and rescanned at most every
+/// [`LAYOUT_RECHECK`](crate::LAYOUT_RECHECK) elsewhere (gVisor, kernels without `CONFIG_PROC_CHILDREN`),
+/// where the scan reads one file per process on the host, the dearest part of a sample; a child started in
+/// between is counted within that long.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Descendants {
+    scanned: Option<(Instant, Vec<u32>)>,
+}
+
+impl Descendants {
+    /// The descendants of `pid` at `now`.
+    pub(crate) fn at(
+        &mut self,
+        root: &SensorRoot,
+        pid: u32,
+        now: Instant,
+        code: &'static str,
+        w: &mut Warnings,
+    ) -> Vec<u32> {
+        if has_children_files(root, pid) {
+            return descendants(root, pid, code, w);
+        }
+        match &self.scanned {
+            Some((at, pids)) if now.saturating_duration_since(*at) < crate::LAYOUT_RECHECK => {
+                pids.clone()
+            }
+            _ => {
+                let pids = descendants(root, pid, code, w);
+                self.scanned = Some((now, pids.clone()));
+                pids
+            }
+        }
+    }
+}
+
+fn has_children_files(root: &SensorRoot, pid: u32) -> bool {
+    root.join(format!("/proc/{pid}/task/{pid}/children"))
+        .exists()
+}
 
 /// Every descendant of `pid`, from `/proc/PID/task/TID/children` where the kernel has it, else by scanning
 /// every `/proc/N/stat` for parent pids. A failure to list `/proc` warns under `code`.
@@ -15,10 +58,9 @@ pub(crate) fn descendants(
     code: &'static str,
     w: &mut Warnings,
 ) -> Vec<u32> {
-    let children_file = root.join(format!("/proc/{pid}/task/{pid}/children"));
     let mut out = Vec::new();
     let mut seen = HashSet::from([pid]);
-    if children_file.exists() {
+    if has_children_files(root, pid) {
         let mut queue = vec![pid];
         while let Some(p) = queue.pop() {
             for c in children_of(root, p) {

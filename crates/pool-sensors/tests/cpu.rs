@@ -238,8 +238,11 @@ fn a_garbage_or_unreadable_quota_is_ignored_with_a_warning() {
     r.read(0);
     t.stat(PID, 1, 50);
     assert!(close(r.read(1000), 0.25));
+    // Limits are looked up again every `LAYOUT_RECHECK` (30 s) of the pool's clock.
     t.dangling("/sys/fs/cgroup/a/cpu.max");
-    r.read(2000);
+    r.read(5000);
+    assert_warned(&r.w, &["cpu.limit_garbage"]);
+    r.read(31_000);
     assert_warned(&r.w, &["cpu.limit_garbage", "cpu.limit_unreadable"]);
 }
 
@@ -302,18 +305,23 @@ fn a_window_under_ten_milliseconds_keeps_the_older_baseline() {
 }
 
 #[test]
-fn a_limit_that_appears_switches_source_and_restarts_the_baseline() {
+fn a_limit_that_appears_is_followed_within_the_layout_recheck_and_restarts_the_baseline() {
     let t = Tree::new();
     t.v2("/a");
     let mut r = Run::new(&t, CpuMode::Auto);
     r.read(0);
-    t.host_cpu(1, 0, 1, 2);
     assert!(r.read(1000).is_some());
     t.file("/sys/fs/cgroup/a/cpu.max", "100000 100000\n");
     t.file("/sys/fs/cgroup/a/cpu.stat", "usage_usec 0\n");
-    assert_eq!(r.read(2000), None);
+    // The layout looked up at 0 s still holds at 29 s: the process tree is read.
+    assert!(r.read(29_000).is_some());
+    assert_eq!(
+        r.sensor.source(),
+        Some(&CpuSource::ProcessTree { cores: 2.0 })
+    );
+    assert_eq!(r.read(30_000), None, "the limit binds: a new baseline");
     t.file("/sys/fs/cgroup/a/cpu.stat", "usage_usec 250000\n");
-    assert!(close(r.read(3000), 0.25));
+    assert!(close(r.read(31_000), 0.25));
 }
 
 #[test]

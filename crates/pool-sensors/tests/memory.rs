@@ -425,3 +425,83 @@ fn an_unreadable_process_gives_no_reading() {
     assert_eq!(s, None);
     assert_warned(&w, &["memory.pss_unavailable", "memory.self_unreadable"]);
 }
+
+fn at_s(s: u64) -> pool_core::Instant {
+    pool_core::Instant::from_secs(s)
+}
+
+#[test]
+fn sampled_at_an_instant_limits_are_looked_up_again_every_layout_recheck_and_charges_every_time() {
+    let t = Tree::new();
+    t.v2("/a");
+    t.file("/sys/fs/cgroup/a/memory.max", &GIB.to_string());
+    t.file("/sys/fs/cgroup/a/memory.current", "0");
+    let mut sensor = MemorySensor::new(t.root(), PID);
+    let mut w = Warnings::new();
+    assert_eq!(
+        sensor.read_at(at_s(0), &mut w).unwrap().total_bytes,
+        Some(GIB)
+    );
+    t.file("/sys/fs/cgroup/a/memory.max", &(3 * GIB).to_string());
+    t.file("/sys/fs/cgroup/a/memory.current", &(100 * MIB).to_string());
+    let s = sensor.read_at(at_s(29), &mut w).unwrap();
+    assert_eq!(s.total_bytes, Some(GIB), "the limit looked up at 0 s");
+    assert_eq!(s.system_used_bytes, Some(100 * MIB), "the charge read now");
+    let s = sensor.read_at(at_s(30), &mut w).unwrap();
+    assert_eq!(s.total_bytes, Some(3 * GIB));
+    assert_warned(&w, &[]);
+}
+
+#[test]
+fn without_children_files_a_new_child_is_counted_within_the_layout_recheck_and_its_memory_every_time()
+ {
+    let t = Tree::new();
+    t.process(100, PID, 5 * MIB, 0);
+    let mut sensor = MemorySensor::new(t.root(), PID);
+    let mut w = Warnings::new();
+    assert_eq!(
+        sensor.read_at(at_s(0), &mut w).unwrap().used_bytes,
+        15 * MIB
+    );
+    // The known child grew; a new one started.
+    t.process(100, PID, 8 * MIB, 0);
+    t.process(101, PID, 2 * MIB, 0);
+    assert_eq!(
+        sensor.read_at(at_s(29), &mut w).unwrap().used_bytes,
+        18 * MIB
+    );
+    assert_eq!(
+        sensor.read_at(at_s(30), &mut w).unwrap().used_bytes,
+        20 * MIB
+    );
+    // With the kernel's children files, the listing is cheap and done every time.
+    t.children(PID, &[100]);
+    assert_eq!(
+        sensor.read_at(at_s(31), &mut w).unwrap().used_bytes,
+        18 * MIB
+    );
+    assert_warned(&w, &[]);
+}
+
+#[test]
+fn sampled_at_an_instant_a_process_alone_is_measured_by_rss_and_a_tree_by_pss() {
+    let t = Tree::new();
+    let mut sensor = MemorySensor::new(t.root(), PID);
+    let mut w = Warnings::new();
+    assert_eq!(
+        sensor.read_at(at_s(0), &mut w).unwrap().used_bytes,
+        30 * MIB
+    );
+    assert_eq!(
+        sensor.read(&mut w).unwrap().used_bytes,
+        10 * MIB,
+        "`read` keeps PSS"
+    );
+    t.process(100, PID, 5 * MIB, 50 * MIB);
+    t.children(PID, &[100]);
+    assert_eq!(
+        sensor.read_at(at_s(1), &mut w).unwrap().used_bytes,
+        15 * MIB
+    );
+    assert_warned(&w, &[]);
+}

@@ -43,10 +43,13 @@ fn memory_over_the_budget_of_a_cgroup_limit_is_overloaded_in_the_pool() {
     let mut s = sensors(&t);
     s.sample(secs(0), &mut pool);
     assert_eq!(snapshots(&pool, SignalId::Memory), [true]);
-    // The container is resized: 10 MiB of a 64 MiB budget is fine.
+    // The container is resized: 10 MiB of a 256 MiB budget is fine, once the limits are looked up again
+    // (every 30 s of the pool's clock).
     t.file("/sys/fs/cgroup/a/memory.max", &GIB.to_string());
-    s.sample(secs(1), &mut pool);
-    assert_eq!(snapshots(&pool, SignalId::Memory), [true, false]);
+    s.sample(secs(5), &mut pool);
+    assert_eq!(snapshots(&pool, SignalId::Memory), [true, true]);
+    s.sample(secs(30), &mut pool);
+    assert_eq!(snapshots(&pool, SignalId::Memory), [true, true, false]);
     assert_warned(s.warnings(), &[]);
 }
 
