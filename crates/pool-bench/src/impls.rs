@@ -26,6 +26,7 @@ where
     work::on_start();
     let s = sleep.as_ref().map(|(f, d)| f(*d));
     async move {
+        work::task_work();
         if let Some(s) = s {
             s.await;
         }
@@ -40,10 +41,12 @@ fn pinned(c: usize) -> ConcurrencySettings {
         .with_max(c)
 }
 
-/// Runs our pool on runtime `Rt` at concurrency `c` until every task has finished.
+/// Runs our pool on runtime `Rt` at concurrency `c` until every task has finished: pinned at `c`, or, when
+/// `autoscaled`, with `c` as the ceiling only, so the default policy scales from its default start.
 pub(crate) async fn pool<Rt, Se, S, SF>(
     mode: TaskMode,
     c: usize,
+    autoscaled: bool,
     sensors: Se,
     sleep: Sleep<S>,
 ) -> RunReport
@@ -53,8 +56,14 @@ where
     S: Fn(Duration) -> SF + Send + 'static,
     SF: Future<Output = ()> + Send + 'static,
 {
+    let concurrency = if autoscaled {
+        let s = ConcurrencySettings::default().with_max(c);
+        s.with_desired(s.desired_concurrency.min(c))
+    } else {
+        pinned(c)
+    };
     let pool = AutoscaledPool::<Rt, (), ()>::builder()
-        .concurrency_settings(pinned(c))
+        .concurrency_settings(concurrency)
         .task_mode(mode)
         .sensors(sensors)
         .run_task(move || {
@@ -82,7 +91,12 @@ where
 
 /// Runs our pool with nothing ready for `secs`, then aborts it; returns the process CPU seconds the wait
 /// cost.
-pub(crate) async fn pool_idle<Rt, Se, S, SF>(secs: f64, sensors: Se, sleep: S) -> f64
+pub(crate) async fn pool_idle<Rt, Se, S, SF>(
+    mode: TaskMode,
+    secs: f64,
+    sensors: Se,
+    sleep: S,
+) -> f64
 where
     Rt: DefaultRuntime,
     Se: Sensors,
@@ -90,6 +104,7 @@ where
     SF: Future<Output = ()>,
 {
     let pool = AutoscaledPool::<Rt, (), ()>::builder()
+        .task_mode(mode)
         .sensors(sensors)
         .run_task(|| async { Ok::<(), Infallible>(()) })
         .is_task_ready(|| async { Ok(false) })
@@ -128,6 +143,38 @@ where
         while set.try_join_next().is_some() {}
     }
     while set.join_next().await.is_some() {}
+}
+
+/// `buffer_unordered`: futures' `buffer_unordered(c)` over a stream of the task futures, polled in place by
+/// the caller: what a user writes without a pool.
+pub(crate) async fn buffer_unordered<S, SF>(c: usize, sleep: Sleep<S>)
+where
+    S: Fn(Duration) -> SF,
+    SF: Future<Output = ()> + Send + 'static,
+{
+    let tasks = futures_util::stream::poll_fn(|_| {
+        core::task::Poll::Ready(work::ready().then(|| task(&sleep)))
+    });
+    tasks.buffer_unordered(c).for_each(|()| async {}).await;
+}
+
+/// `buffer_unordered_spawn`: the same over `tokio::spawn`, one spawn per task, so the tasks run on every
+/// worker thread.
+pub(crate) async fn buffer_unordered_spawn<S, SF>(c: usize, sleep: Sleep<S>)
+where
+    S: Fn(Duration) -> SF,
+    SF: Future<Output = ()> + Send + 'static,
+{
+    let tasks = futures_util::stream::poll_fn(|_| {
+        core::task::Poll::Ready(work::ready().then(|| tokio::spawn(task(&sleep))))
+    });
+    tasks
+        .buffer_unordered(c)
+        .for_each(|r| {
+            r.expect("a bench task never panics");
+            async {}
+        })
+        .await;
 }
 
 /// `inplace`: the task futures polled in place by the caller, at most `c` at once (`buffer_unordered`

@@ -4,6 +4,7 @@
 //! ```text
 //! pool-bench noop    IMPL N CONCURRENCY          -> tasks_per_s
 //! pool-bench sleep   IMPL N CONCURRENCY TASK_MS  -> efficiency (ideal wall time / measured)
+//! pool-bench cpu     IMPL N CONCURRENCY WORK_US  -> tasks_per_s (each task does WORK_US of real work)
 //! pool-bench alloc   IMPL N CONCURRENCY          -> allocs_per_task (steady state, no-op tasks)
 //! pool-bench latency IMPL N                      -> p50_us p99_us (task end to next start, concurrency 1)
 //! pool-bench idle    IMPL SECONDS                -> cpu_share (CPU seconds per wall second)
@@ -11,8 +12,13 @@
 //! pool-bench smoke                               -> every implementation once on a tiny input
 //! ```
 //!
-//! IMPL is one of [`IMPLS`]. Our pools run their tasks in place ([`TaskMode::InPlace`]) except
-//! `pool_tokio_mt_spawned`, which spawns each task ([`TaskMode::Spawned`], the builder's default).
+//! IMPL is one of [`IMPLS`]. Each of our pools is named for what it runs:
+//! - `pool_tokio_default`: exactly the default builder on tokio's multi-thread runtime ([`TaskMode::Spawned`],
+//!   the real system sensors, the adaptive policy), concurrency pinned at CONCURRENCY;
+//! - `pool_tokio_autoscaled`: the same with CONCURRENCY as the ceiling only, so the policy scales;
+//! - `pool_tokio_spawned`: spawned tasks with `()` sensors; `pool_tokio_inplace`: tasks polled in place by
+//!   the driver ([`TaskMode::InPlace`]) on the multi-thread runtime, `()` sensors;
+//! - `pool_tokio_ct_inplace`, `pool_smol_inplace`, `pool_async_std_inplace`: in place on those runtimes.
 
 mod impls;
 mod os;
@@ -38,15 +44,28 @@ use crate::impls::Sleep;
 
 /// Every implementation the binary runs.
 const IMPLS: &[&str] = &[
-    "pool_tokio_mt",
-    "pool_tokio_mt_spawned",
-    "pool_tokio_ct",
-    "pool_smol",
-    "pool_async_std",
+    "pool_tokio_default",
+    "pool_tokio_autoscaled",
+    "pool_tokio_spawned",
+    "pool_tokio_inplace",
+    "pool_tokio_ct_inplace",
+    "pool_smol_inplace",
+    "pool_async_std_inplace",
     "tokio_joinset",
+    "buffer_unordered_spawn",
+    "buffer_unordered",
     "inplace",
     "smol_spawn",
     "bare_loop",
+];
+
+/// The implementations the idle workload runs: the default builder on each runtime (in place off tokio's
+/// multi-thread runtime, where the mode makes no difference to a pool with nothing to run).
+const IDLE: &[&str] = &[
+    "pool_tokio_default",
+    "pool_tokio_ct_inplace",
+    "pool_smol_inplace",
+    "pool_async_std_inplace",
 ];
 
 type Error = Box<dyn core::error::Error>;
@@ -91,6 +110,18 @@ enum Workload {
         concurrency: usize,
         /// How long each task sleeps, ms.
         task_ms: f64,
+    },
+    /// N tasks of WORK_US of real CPU work at CONCURRENCY: prints tasks_per_s.
+    Cpu {
+        /// The implementation.
+        #[arg(value_name = "IMPL", value_parser = impl_arg())]
+        imp: String,
+        /// How many tasks to run.
+        n: u64,
+        /// How many tasks run at once.
+        concurrency: usize,
+        /// The work of each task, µs.
+        work_us: f64,
     },
     /// N no-op tasks at CONCURRENCY: prints allocs_per_task in the steady state.
     Alloc {
@@ -183,6 +214,15 @@ fn run(workload: Workload) -> Result<String, Error> {
                 .map_err(|_| format!("bad TASK_MS: `{task_ms}`"))?;
             tasks_line("sleep", &imp, n, concurrency, task)
         }
+        Workload::Cpu {
+            imp,
+            n,
+            concurrency,
+            work_us,
+        } => {
+            work::set_task_work(work_us);
+            tasks_line("cpu", &imp, n, concurrency, Duration::ZERO)
+        }
         Workload::Alloc {
             imp,
             n,
@@ -267,34 +307,70 @@ where
     SF: Future<Output = ()> + Send + 'static,
 {
     let (inplace, spawned) = (TaskMode::InPlace, TaskMode::Spawned);
+    let real = || SystemSensors::new(SensorSettings::default());
     let t0;
     match imp {
-        "pool_tokio_mt" | "pool_tokio_mt_spawned" | "pool_tokio_ct" => {
-            let rt = if imp == "pool_tokio_ct" {
+        "pool_tokio_default" | "pool_tokio_autoscaled" => {
+            let rt = tokio_mt();
+            let autoscaled = imp == "pool_tokio_autoscaled";
+            t0 = Instant::now();
+            rt.block_on(impls::pool::<TokioRuntime, _, _, _>(
+                spawned,
+                c,
+                autoscaled,
+                real(),
+                sleep,
+            ));
+        }
+        "pool_tokio_spawned" | "pool_tokio_inplace" | "pool_tokio_ct_inplace" => {
+            let rt = if imp == "pool_tokio_ct_inplace" {
                 tokio_ct()
             } else {
                 tokio_mt()
             };
-            let mode = if imp == "pool_tokio_mt_spawned" {
+            let mode = if imp == "pool_tokio_spawned" {
                 spawned
             } else {
                 inplace
             };
             t0 = Instant::now();
-            rt.block_on(impls::pool::<TokioRuntime, _, _, _>(mode, c, (), sleep));
+            rt.block_on(impls::pool::<TokioRuntime, _, _, _>(
+                mode,
+                c,
+                false,
+                (),
+                sleep,
+            ));
         }
-        "pool_smol" => {
+        "pool_smol_inplace" => {
             t0 = Instant::now();
-            smol::block_on(impls::pool::<SmolRuntime, _, _, _>(inplace, c, (), sleep));
+            smol::block_on(impls::pool::<SmolRuntime, _, _, _>(
+                inplace,
+                c,
+                false,
+                (),
+                sleep,
+            ));
         }
-        "pool_async_std" => {
+        "pool_async_std_inplace" => {
             t0 = Instant::now();
             async_std::task::block_on(impls::pool::<AsyncStdRuntime, _, _, _>(
                 inplace,
                 c,
+                false,
                 (),
                 sleep,
             ));
+        }
+        "buffer_unordered" => {
+            let rt = tokio_mt();
+            t0 = Instant::now();
+            rt.block_on(impls::buffer_unordered(c, sleep));
+        }
+        "buffer_unordered_spawn" => {
+            let rt = tokio_mt();
+            t0 = Instant::now();
+            rt.block_on(impls::buffer_unordered_spawn(c, sleep));
         }
         "tokio_joinset" => {
             let rt = tokio_mt();
@@ -332,26 +408,35 @@ where
 /// Process CPU seconds of a pool that has nothing to do for `secs`, with the real system sensors.
 fn idle(imp: &str, secs: f64) -> Result<f64, Error> {
     let sensors = || SystemSensors::new(SensorSettings::default());
+    let (inplace, spawned) = (TaskMode::InPlace, TaskMode::Spawned);
     Ok(match imp {
-        "pool_tokio_mt" => tokio_mt().block_on(impls::pool_idle::<TokioRuntime, _, _, _>(
+        "pool_tokio_default" => tokio_mt().block_on(impls::pool_idle::<TokioRuntime, _, _, _>(
+            spawned,
             secs,
             sensors(),
             tokio_sleep,
         )),
-        "pool_tokio_ct" => tokio_ct().block_on(impls::pool_idle::<TokioRuntime, _, _, _>(
+        "pool_tokio_ct_inplace" => tokio_ct().block_on(impls::pool_idle::<TokioRuntime, _, _, _>(
+            inplace,
             secs,
             sensors(),
             tokio_sleep,
         )),
-        "pool_smol" => smol::block_on(impls::pool_idle::<SmolRuntime, _, _, _>(
+        "pool_smol_inplace" => smol::block_on(impls::pool_idle::<SmolRuntime, _, _, _>(
+            inplace,
             secs,
             sensors(),
             smol_sleep,
         )),
-        "pool_async_std" => async_std::task::block_on(
-            impls::pool_idle::<AsyncStdRuntime, _, _, _>(secs, sensors(), async_std_sleep),
-        ),
-        other => return Err(format!("no idle workload for `{other}` (pools only)").into()),
+        "pool_async_std_inplace" => {
+            async_std::task::block_on(impls::pool_idle::<AsyncStdRuntime, _, _, _>(
+                inplace,
+                secs,
+                sensors(),
+                async_std_sleep,
+            ))
+        }
+        other => return Err(format!("no idle workload for `{other}`").into()),
     })
 }
 
@@ -391,16 +476,13 @@ fn smoke() -> Result<String, Error> {
         }
     }
     work::probe_allocations();
-    run_tasks("pool_tokio_ct", 2_000, 10, Duration::ZERO)?;
+    run_tasks("pool_tokio_ct_inplace", 2_000, 10, Duration::ZERO)?;
     work::allocations_per_task(2_000).ok_or("the allocation window was not reached")?;
-    for imp in [
-        "pool_tokio_mt",
-        "pool_tokio_ct",
-        "pool_smol",
-        "pool_async_std",
-    ] {
+    for imp in IDLE {
         idle(imp, 0.05)?;
     }
+    work::set_task_work(1.0);
+    run_tasks("pool_tokio_default", 200, 10, Duration::ZERO)?;
     sensor_cost(3)?;
     Ok(format!("smoke: {} implementations ran", IMPLS.len()))
 }
@@ -415,7 +497,8 @@ mod tests {
     fn the_command_line_is_well_formed_and_reads_the_xtask_forms() {
         Cli::command().debug_assert();
         let cli =
-            Cli::try_parse_from(["pool-bench", "sleep", "pool_smol", "20", "10", "1"]).unwrap();
+            Cli::try_parse_from(["pool-bench", "sleep", "pool_smol_inplace", "20", "10", "1"])
+                .unwrap();
         assert!(matches!(
             cli.workload,
             Workload::Sleep {

@@ -25,6 +25,8 @@ static ALLOC_TO: AtomicU64 = AtomicU64::new(0);
 
 /// Nanoseconds since `EPOCH` when the last task finished.
 static LAST_END: AtomicU64 = AtomicU64::new(0);
+/// Rounds of [`spin`] each task does when it is first polled (0: a no-op task), for the CPU-bound workload.
+static SPIN_ROUNDS: AtomicU64 = AtomicU64::new(0);
 static EPOCH: OnceLock<Instant> = OnceLock::new();
 /// One latency per started task, in nanoseconds, allocated before the run.
 static LATENCIES: OnceLock<Box<[AtomicU64]>> = OnceLock::new();
@@ -138,4 +140,33 @@ pub(crate) fn latency_percentiles() -> Option<(f64, f64)> {
     v.sort_unstable();
     let at = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize] as f64 / 1000.0;
     Some((at(0.50), at(0.99)))
+}
+
+/// Real work that the optimiser cannot drop: `rounds` of a multiply-xorshift.
+fn spin(rounds: u64) -> u64 {
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    for i in 0..rounds {
+        x = (x ^ (x >> 29))
+            .wrapping_mul(0xbf58_476d_1ce4_e5b9)
+            .wrapping_add(i);
+    }
+    core::hint::black_box(x)
+}
+
+/// Makes every task do about `us` microseconds of CPU work when first polled, measured on this machine.
+pub(crate) fn set_task_work(us: f64) {
+    let probe = 1_000_000u64;
+    let t0 = Instant::now();
+    spin(probe);
+    let per_us = probe as f64 / (t0.elapsed().as_secs_f64() * 1e6);
+    SPIN_ROUNDS.store((per_us * us) as u64, Relaxed);
+}
+
+/// The CPU work of one task (none unless [`set_task_work`] was called): called inside the task's future, so
+/// it runs wherever the implementation polls its tasks.
+pub(crate) fn task_work() {
+    let rounds = SPIN_ROUNDS.load(Relaxed);
+    if rounds > 0 {
+        spin(rounds);
+    }
 }
