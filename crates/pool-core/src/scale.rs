@@ -130,6 +130,14 @@ pub trait ScalingPolicy {
         None
     }
 
+    /// How often the machine's periodic work (sensor samples, the event-loop and client probes, the tick)
+    /// runs while the pool is idle: nothing running, and nothing ready or paused. `None` (the default,
+    /// Crawlee's behaviour) keeps every job at its own interval. The first start after an idle spell brings
+    /// every slowed job back to its own interval at once, and a sample is taken then.
+    fn idle_interval(&self) -> Option<Duration> {
+        None
+    }
+
     /// The start gate asks this when the current window is overloaded on `overloaded` (never empty) and
     /// `current >= min`: may one more task start (if the other gates allow it, `current < desired` among
     /// them)?
@@ -167,6 +175,9 @@ macro_rules! forward_policy {
             }
             fn next_tick(&self) -> Option<Duration> {
                 (**self).next_tick()
+            }
+            fn idle_interval(&self) -> Option<Duration> {
+                (**self).idle_interval()
             }
             fn admit_under_overload(
                 &self,

@@ -415,3 +415,36 @@ fn a_policy_sees_how_many_tasks_ran_when_the_cpu_reading_arrived() {
         "not the 8 running at the tick"
     );
 }
+
+/// The next sample after a tick at `at` on a pool that had nothing ready, and after a start then.
+fn idle_then_start<P: pool_core::ScalingPolicy>(policy: P) -> (Instant, Instant) {
+    let mut pool = Pool::with_policy(config(1, 4, 4), policy).unwrap();
+    let t0 = Instant::ZERO;
+    pool.start_run(t0).unwrap();
+    pool.poll_start(t0).unwrap();
+    pool.handle_no_task_ready(t0);
+    let at = t0 + secs(1);
+    pool.handle_timeout(t0);
+    pool.handle_timeout(at);
+    let idle = pool.poll_timeout().unwrap();
+    pool.poll_start(at).unwrap();
+    pool.handle_task_started(at).unwrap();
+    (idle, pool.poll_timeout().unwrap())
+}
+
+#[test]
+fn an_idle_adaptive_pool_wakes_every_five_seconds_and_a_start_brings_its_sample_back_at_once() {
+    let (idle, after_start) = idle_then_start(pool_core::AdaptivePolicy::default());
+    assert!(
+        idle >= Instant::ZERO + secs(5),
+        "nothing due for seconds after the wake at 1 s: {idle:?}"
+    );
+    assert_eq!(
+        after_start,
+        Instant::ZERO + secs(1),
+        "the sample is due at the start"
+    );
+    // Crawlee's policy keeps every job at its own interval (the event-loop probe every 500 ms).
+    let (idle, _) = idle_then_start(pool_core::CrawleePolicy);
+    assert_eq!(idle, Instant::ZERO + ms(1500));
+}

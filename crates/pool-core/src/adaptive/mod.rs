@@ -104,6 +104,8 @@ const PACED_RAMP_FACTOR: f64 = 1.5;
 const LATENCY_KNEE_SHARE: f64 = 0.7;
 /// The fewest expected successes a latency-knee check judges on: fewer are noise.
 const KNEE_MIN_COMPLETIONS: f64 = 20.0;
+/// How often an idle pool samples, probes and ticks.
+const IDLE_INTERVAL: Duration = Duration::from_secs(5);
 /// The soonest a throttle may bring a tick forward.
 const THROTTLE_REACTION: Duration = Duration::from_millis(100);
 /// A throttle ceiling is probed one task higher after this many quiet seconds.
@@ -317,6 +319,11 @@ impl ScalingPolicy for AdaptivePolicy {
         }
         let latency = self.latency_estimate()?;
         (latency < FAST_RAMP_BELOW).then(|| latency.max(RAMP_TICK))
+    }
+
+    /// An idle pool has nothing to decide and nothing to measure for: every periodic job runs every 5 s.
+    fn idle_interval(&self) -> Option<Duration> {
+        Some(IDLE_INTERVAL)
     }
 
     fn throttle_reaction(&self) -> Option<Duration> {

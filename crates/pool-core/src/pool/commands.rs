@@ -50,6 +50,7 @@ impl<P: ScalingPolicy> Pool<P> {
         self.throttle_level = None;
         self.latency = (0, 0);
         self.last_throttle_tick = None;
+        self.idle_slowed = false;
         self.last_refusal = None;
         self.last_reported = None;
         self.overload_cache = None;

@@ -24,7 +24,7 @@ impl<P: ScalingPolicy> Pool<P> {
         let d = self.deadlines;
         if now >= d.sample {
             self.sample_due = true;
-            self.deadlines.sample = now + self.config.snapshot.sensor_interval;
+            self.deadlines.sample = now + self.periodic(self.config.snapshot.sensor_interval);
         }
         if now >= d.event_loop {
             // The probe measures how late the machine was woken for its own deadline: the scheduler lag that
@@ -32,14 +32,15 @@ impl<P: ScalingPolicy> Pool<P> {
             let delay = now.saturating_duration_since(d.event_loop);
             let over = self.signals.event_loop_overloaded(delay);
             self.record(SignalId::EventLoop, now, over, now);
-            self.deadlines.event_loop = now + self.config.snapshot.event_loop_probe_interval;
+            self.deadlines.event_loop =
+                now + self.periodic(self.config.snapshot.event_loop_probe_interval);
         }
         if now >= d.client {
             let new = self.client_errors_total - self.client_errors_seen;
             self.client_errors_seen = self.client_errors_total;
             let over = self.signals.client_overloaded(new);
             self.record(SignalId::Client, now, over, now);
-            self.deadlines.client = now + self.config.snapshot.client_probe_interval;
+            self.deadlines.client = now + self.periodic(self.config.snapshot.client_probe_interval);
         }
         if now >= d.autoscale {
             self.autoscale(now);
@@ -48,7 +49,7 @@ impl<P: ScalingPolicy> Pool<P> {
                 .policy
                 .next_tick()
                 .map_or(interval, |t| t.min(interval));
-            self.deadlines.autoscale = now + next;
+            self.deadlines.autoscale = now + self.periodic(next);
         }
         if now >= d.status {
             let info = self.historical_info(now);
@@ -265,8 +266,40 @@ impl<P: ScalingPolicy> Pool<P> {
         if self.state == RunState::Idle || now < self.deadlines.sample {
             return false;
         }
-        self.deadlines.sample = now + self.config.snapshot.sensor_interval;
+        self.deadlines.sample = now + self.periodic(self.config.snapshot.sensor_interval);
         true
+    }
+
+    /// A periodic job's interval now: the policy's idle interval while the pool is idle (nothing running;
+    /// nothing ready, or paused), when the policy has one and it is longer.
+    fn periodic(&mut self, interval: Duration) -> Duration {
+        let idle = self.current == 0
+            && matches!(
+                self.last_refusal,
+                Some(Refusal::NoTaskReady | Refusal::Paused)
+            );
+        match self.policy.idle_interval() {
+            Some(slow) if idle && slow > interval => {
+                self.idle_slowed = true;
+                slow
+            }
+            _ => interval,
+        }
+    }
+
+    /// The first start after an idle spell: every job slowed by the idle interval is due again within its
+    /// own interval, and the sensors are sampled now, so the gate and the next tick decide on a fresh reading.
+    #[cold]
+    fn leave_idle(&mut self, now: Instant) {
+        self.idle_slowed = false;
+        let s = self.config.snapshot;
+        let d = &mut self.deadlines;
+        d.sample = d.sample.min(now);
+        d.event_loop = d.event_loop.min(now + s.event_loop_probe_interval);
+        d.client = d.client.min(now + s.client_probe_interval);
+        d.autoscale = d
+            .autoscale
+            .min(now + self.config.scaling.autoscale_interval);
     }
 
     /// `is_task_ready` said yes: the gate is checked again (the answer may have taken a while), and on
@@ -282,6 +315,9 @@ impl<P: ScalingPolicy> Pool<P> {
             self.poll_start(now)?;
         }
         self.admitted = None;
+        if self.idle_slowed {
+            self.leave_idle(now);
+        }
         self.current += 1;
         self.report.started += 1;
         self.report.peak_concurrency = self.report.peak_concurrency.max(self.current);

@@ -126,6 +126,8 @@ pub struct Pool<P: ScalingPolicy = CrawleePolicy> {
     latency: (u64, u32),
     /// When a throttle last brought a tick forward.
     last_throttle_tick: Option<Instant>,
+    /// Whether periodic jobs were re-armed at the policy's idle interval (see `ScalingPolicy::idle_interval`).
+    idle_slowed: bool,
     sample_due: bool,
     client_errors_total: u64,
     client_errors_seen: u64,
@@ -186,6 +188,7 @@ impl<P: ScalingPolicy> Pool<P> {
             last_autoscale: Instant::ZERO,
             latency: (0, 0),
             last_throttle_tick: None,
+            idle_slowed: false,
             sample_due: false,
             client_errors_total: 0,
             client_errors_seen: 0,
