@@ -46,6 +46,9 @@ pub enum PoolError<E> {
     TimedOut(Duration),
     /// The pool is already running.
     AlreadyRunning,
+    /// This [`Run`](crate::driver::Run) was polled again after it completed; the poll that completed it
+    /// returned its result. Awaiting a run consumes it, so only code that polls a run by hand sees this.
+    RunEnded,
 }
 
 impl<E: fmt::Display> fmt::Display for PoolError<E> {
@@ -55,6 +58,9 @@ impl<E: fmt::Display> fmt::Display for PoolError<E> {
             PoolError::Panicked(p) => p.fmt(f),
             PoolError::TimedOut(d) => write!(f, "a task timed out after {:.3} s", d.as_secs_f64()),
             PoolError::AlreadyRunning => f.write_str("the pool is already running"),
+            PoolError::RunEnded => {
+                f.write_str("the run already ended; the poll that ended it returned its result")
+            }
         }
     }
 }

@@ -46,7 +46,8 @@ const CLOCK_EVERY: u32 = 16;
 
 /// One run of a pool: a future resolving to the run's report, or its first error.
 ///
-/// Build it with [`Run::new`].
+/// Build it with [`Run::new`]. Polled again after it completed, it answers
+/// `Err(`[`PoolError::RunEnded`]`)` at once.
 pub struct Run<'a, P, F, Rt, L, S, O>
 where
     P: ScalingPolicy,
@@ -352,8 +353,9 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         // Every field is `Unpin` (pinned state lives in boxes), so the driver itself can move.
         let this = Pin::into_inner(self);
+        // Polled again after it completed: a defined answer instead of a future that never wakes.
         if this.done {
-            return Poll::Pending;
+            return Poll::Ready(Err(PoolError::RunEnded));
         }
         this.handle.shared.waker.register(cx.waker());
         // Each wake is a new chance: readiness and finish are asked again once per wake, never in a spin.

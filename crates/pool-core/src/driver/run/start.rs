@@ -119,6 +119,9 @@ where
             return false;
         }
         self.asked_finished = true;
+        // The handle's counters are published once per loop; `is_finished` may read them (a user's "nothing
+        // left running?" check), so they must say now what the machine knows: no task runs.
+        self.publish();
         match call_caught(|| self.fns.is_finished()) {
             Ok(check) => self.finished_check.set(Some(CatchPanic::new(check))),
             Err(p) => {
