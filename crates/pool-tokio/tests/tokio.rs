@@ -261,3 +261,33 @@ async fn setters_apply_between_runs_and_system_info_is_readable() {
     assert!(pool.current_system_info().is_system_idle());
     assert!(pool.historical_system_info().is_system_idle());
 }
+
+#[tokio::test]
+async fn on_an_idle_pool_the_later_setter_call_wins_whether_made_on_the_pool_or_a_handle() {
+    let build = || {
+        AutoscaledPool::builder()
+            .run_task(|| async { Ok::<(), String>(()) })
+            .is_task_ready(|| async { Ok(false) })
+            .is_finished(|| async { Ok(true) })
+            .build()
+            .unwrap()
+    };
+    let pool = build();
+    let handle = pool.handle();
+    handle.set_max_concurrency(2).unwrap();
+    pool.set_max_concurrency(8).unwrap();
+    handle.set_desired_concurrency(3).unwrap();
+    pool.set_desired_concurrency(6).unwrap();
+    pool.run().await.unwrap();
+    assert_eq!(
+        (handle.max_concurrency(), handle.desired_concurrency()),
+        (8, 6)
+    );
+
+    let pool = build();
+    let handle = pool.handle();
+    pool.set_max_concurrency(8).unwrap();
+    handle.set_max_concurrency(2).unwrap();
+    pool.run().await.unwrap();
+    assert_eq!(handle.max_concurrency(), 2);
+}

@@ -16,7 +16,7 @@ use core::time::Duration;
 use std::sync::Mutex;
 
 use crate::config::{ConfigError, PoolConfig};
-use crate::driver::{Handle, PoolError, Run};
+use crate::driver::{Handle, PoolError, Run, Setter};
 use crate::pool::{Pool, RunError, RunReport};
 use crate::scale::ScalingPolicy;
 use crate::seams::{EventSink, Runtime, Sensors, Spawn, TaskFns};
@@ -151,7 +151,7 @@ impl<Rt: Runtime + Clone, Fns, Se> AutoscaledPool<Rt, Fns, Se> {
     ///
     /// [`ConfigError::MinTooSmall`] for 0.
     pub fn set_desired_concurrency(&self, n: usize) -> Result<(), ConfigError> {
-        self.with_idle_pool(|p, now| p.set_desired_concurrency(now, n))
+        self.set_idle(Setter::Desired, |p, now| p.set_desired_concurrency(now, n))
             .unwrap_or_else(|| self.handle.set_desired_concurrency(n))
     }
     /// Sets the floor.
@@ -160,7 +160,7 @@ impl<Rt: Runtime + Clone, Fns, Se> AutoscaledPool<Rt, Fns, Se> {
     ///
     /// [`ConfigError::MinTooSmall`] for 0, [`ConfigError::MinAboveMax`] above the ceiling.
     pub fn set_min_concurrency(&self, n: usize) -> Result<(), ConfigError> {
-        self.with_idle_pool(|p, now| p.set_min_concurrency(now, n))
+        self.set_idle(Setter::Min, |p, now| p.set_min_concurrency(now, n))
             .unwrap_or_else(|| self.handle.set_min_concurrency(n))
     }
     /// Sets the ceiling; desired and min follow it down.
@@ -169,8 +169,25 @@ impl<Rt: Runtime + Clone, Fns, Se> AutoscaledPool<Rt, Fns, Se> {
     ///
     /// [`ConfigError::MinTooSmall`] for 0.
     pub fn set_max_concurrency(&self, n: usize) -> Result<(), ConfigError> {
-        self.with_idle_pool(|p, now| p.set_max_concurrency(now, n))
+        self.set_idle(Setter::Max, |p, now| p.set_max_concurrency(now, n))
             .unwrap_or_else(|| self.handle.set_max_concurrency(n))
+    }
+
+    /// A setter applied to the idle machine, superseding the same setter requested earlier through a handle;
+    /// `None` while running (the handle relays it).
+    fn set_idle(
+        &self,
+        setter: Setter,
+        f: impl FnOnce(&mut Pool<BoxPolicy>, Instant) -> Result<(), ConfigError>,
+    ) -> Option<Result<(), ConfigError>> {
+        // Under the pool's lock, so no run can start between the change and the dropped request.
+        self.with_idle_pool(|p, now| {
+            let out = f(p, now);
+            if out.is_ok() {
+                self.handle.supersede(setter);
+            }
+            out
+        })
     }
 
     /// Applies `f` directly when no run holds the machine; `None` while running (the handle relays it).

@@ -68,6 +68,14 @@ pub struct Handle {
     pub(super) shared: Arc<Shared>,
 }
 
+/// Which concurrency setter a call was, for [`Handle::supersede`].
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Setter {
+    Desired,
+    Min,
+    Max,
+}
+
 impl Handle {
     /// A handle for a pool built with these bounds.
     pub fn new<P: ScalingPolicy>(pool: &Pool<P>) -> Self {
@@ -251,6 +259,18 @@ impl Handle {
         }
         self.request(&self.shared.set_max, n);
         Ok(())
+    }
+
+    /// A setter applied directly to an idle pool supersedes the same setter requested earlier through a
+    /// handle, which would otherwise be applied when the next run starts: the later call wins, whichever way
+    /// each was made.
+    pub(crate) fn supersede(&self, setter: Setter) {
+        let slot = match setter {
+            Setter::Desired => &self.shared.set_desired,
+            Setter::Min => &self.shared.set_min,
+            Setter::Max => &self.shared.set_max,
+        };
+        slot.store(0, Ordering::Release);
     }
 
     fn request(&self, slot: &AtomicUsize, n: usize) {

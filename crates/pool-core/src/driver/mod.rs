@@ -29,6 +29,7 @@ mod run;
 mod sink;
 mod wake;
 
+pub(crate) use control::Setter;
 pub use control::{Handle, TaskCounts};
 pub use error::{PoolError, TaskPanic};
 pub use launch::{CatchPanic, InPlace, Spawned};
