@@ -130,6 +130,13 @@ pub trait ScalingPolicy {
         None
     }
 
+    /// The autoscale interval the policy is tuned for, which the builder uses unless the user set one
+    /// (`Builder::autoscale_interval`, or scaling settings whose interval is not Crawlee's default 10 s).
+    /// `None` (the default) keeps the configured interval.
+    fn preferred_interval(&self) -> Option<Duration> {
+        None
+    }
+
     /// How often the machine's periodic work (sensor samples, the event-loop and client probes, the tick)
     /// runs while the pool is idle: nothing running, and nothing ready or paused. `None` (the default,
     /// Crawlee's behaviour) keeps every job at its own interval. The first start after an idle spell brings
@@ -178,6 +185,9 @@ macro_rules! forward_policy {
             }
             fn idle_interval(&self) -> Option<Duration> {
                 (**self).idle_interval()
+            }
+            fn preferred_interval(&self) -> Option<Duration> {
+                (**self).preferred_interval()
             }
             fn admit_under_overload(
                 &self,

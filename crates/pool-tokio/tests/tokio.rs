@@ -291,3 +291,47 @@ async fn on_an_idle_pool_the_later_setter_call_wins_whether_made_on_the_pool_or_
     pool.run().await.unwrap();
     assert_eq!(handle.max_concurrency(), 2);
 }
+
+#[test]
+fn the_autoscale_tick_belongs_with_the_policy_unless_one_is_set() {
+    use pool_tokio::{PoolConfig, ScalingSettings};
+    fn with<Se>(b: pool_tokio::Builder<(), (), (), Se>) -> Duration {
+        b.run_task(|| async { Ok::<(), String>(()) })
+            .is_task_ready(|| async { Ok(false) })
+            .is_finished(|| async { Ok(true) })
+            .build()
+            .unwrap()
+            .config()
+            .scaling
+            .autoscale_interval
+    }
+    let secs = Duration::from_secs;
+    // Other scaling settings, or a whole configuration, leave the adaptive policy's 1 s tick alone.
+    let steps = ScalingSettings {
+        scale_up_step_ratio: 0.1,
+        ..ScalingSettings::default()
+    };
+    assert_eq!(
+        with(AutoscaledPool::builder().scaling_settings(steps)),
+        secs(1)
+    );
+    assert_eq!(
+        with(AutoscaledPool::builder().config(PoolConfig::default())),
+        secs(1)
+    );
+    // An interval that says something is kept, and so is an explicit one.
+    let every_3s = ScalingSettings {
+        autoscale_interval: secs(3),
+        ..ScalingSettings::default()
+    };
+    assert_eq!(
+        with(AutoscaledPool::builder().scaling_settings(every_3s)),
+        secs(3)
+    );
+    assert_eq!(
+        with(AutoscaledPool::builder().autoscale_interval(secs(10))),
+        secs(10)
+    );
+    // Crawlee's controller has no preference: its 10 s.
+    assert_eq!(with(AutoscaledPool::builder().crawlee_parity()), secs(10));
+}

@@ -104,6 +104,8 @@ const PACED_RAMP_FACTOR: f64 = 1.5;
 const LATENCY_KNEE_SHARE: f64 = 0.7;
 /// The fewest expected successes a latency-knee check judges on: fewer are noise.
 const KNEE_MIN_COMPLETIONS: f64 = 20.0;
+/// The autoscale interval the policy is tuned for.
+const PREFERRED_INTERVAL: Duration = Duration::from_secs(1);
 /// How often an idle pool samples, probes and ticks.
 const IDLE_INTERVAL: Duration = Duration::from_secs(5);
 /// The soonest a throttle may bring a tick forward.
@@ -319,6 +321,11 @@ impl ScalingPolicy for AdaptivePolicy {
         }
         let latency = self.latency_estimate()?;
         (latency < FAST_RAMP_BELOW).then(|| latency.max(RAMP_TICK))
+    }
+
+    /// The policy's steps are per tick and were tuned at 1 s (`docs/algorithm.md`).
+    fn preferred_interval(&self) -> Option<Duration> {
+        Some(PREFERRED_INTERVAL)
     }
 
     /// An idle pool has nothing to decide and nothing to measure for: every periodic job runs every 5 s.

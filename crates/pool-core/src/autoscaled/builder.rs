@@ -20,8 +20,6 @@ use crate::tasks::FnTasks;
 
 use super::{AutoscaledPool, BoxPolicy, Inner, TaskMode};
 
-/// The autoscale tick [`AdaptivePolicy`] is tuned for, and so the builder's default.
-const ADAPTIVE_TICK: Duration = Duration::from_secs(1);
 impl<Rt: DefaultRuntime> AutoscaledPool<Rt, (), ()> {
     /// A builder with default settings and the runtime's default sensors.
     ///
@@ -44,6 +42,8 @@ pub struct Builder<Rt, R, T, F, Se> {
     sensors: Se,
     sink: Box<dyn EventSink + Send>,
     mode: TaskMode,
+    /// The autoscale interval the user set with [`Builder::autoscale_interval`], if any.
+    tick: Option<Duration>,
     run_task: R,
     is_task_ready: T,
     is_finished: F,
@@ -61,15 +61,15 @@ impl<Rt, R, T, F, Se> fmt::Debug for Builder<Rt, R, T, F, Se> {
 impl<Rt, Se> Builder<Rt, (), (), (), Se> {
     /// A builder on `runtime` with `sensors` and default settings; adapters call this.
     ///
-    /// The default policy is [`AdaptivePolicy`] with a 1 s autoscale tick, the policy that won the simulator
-    /// suite (`docs/algorithm.md`); [`Builder::crawlee_parity`] selects Crawlee's controller and its 10 s tick
-    /// instead.
+    /// The default policy is [`AdaptivePolicy`] with the 1 s autoscale tick it asks for, the policy that won
+    /// the simulator suite (`docs/algorithm.md`); [`Builder::crawlee_parity`] selects Crawlee's controller and
+    /// its 10 s tick instead. The tick belongs with the policy: scaling settings or a whole configuration that
+    /// leave the interval at Crawlee's default keep the policy's own
+    /// ([`ScalingPolicy::preferred_interval`]); [`Builder::autoscale_interval`] sets one that always holds.
     pub fn new(runtime: Rt, sensors: Se) -> Self {
-        let mut config = PoolConfig::default();
-        config.scaling.autoscale_interval = ADAPTIVE_TICK;
         Builder {
             runtime,
-            config,
+            config: PoolConfig::default(),
             policy: Box::new(AdaptivePolicy::default()),
             sensors,
             #[cfg(feature = "tracing")]
@@ -77,6 +77,7 @@ impl<Rt, Se> Builder<Rt, (), (), (), Se> {
             #[cfg(not(feature = "tracing"))]
             sink: Box::new(()),
             mode: TaskMode::default(),
+            tick: None,
             run_task: (),
             is_task_ready: (),
             is_finished: (),
@@ -115,14 +116,20 @@ impl<Rt, R, T, F, Se> Builder<Rt, R, T, F, Se> {
         self.config = config;
         self
     }
+    /// The autoscale tick, whatever the policy prefers and whatever scaling settings come before or after.
+    #[must_use]
+    pub fn autoscale_interval(mut self, every: Duration) -> Self {
+        self.tick = Some(every);
+        self
+    }
     /// A per-task timeout; see [`PoolConfig::timeout_policy`] for what it does.
     #[must_use]
     pub fn task_timeout(mut self, timeout: Option<Duration>) -> Self {
         self.config.task_timeout = timeout;
         self
     }
-    /// The scaling policy ([`AdaptivePolicy`] by default). The autoscale tick is set separately, with
-    /// [`Builder::scaling_settings`].
+    /// The scaling policy ([`AdaptivePolicy`] by default). Its preferred tick applies unless one is set
+    /// ([`Builder::autoscale_interval`], or scaling settings with an interval other than 10 s).
     #[must_use]
     pub fn policy(mut self, policy: impl ScalingPolicy + Send + 'static) -> Self {
         self.policy = Box::new(policy);
@@ -157,6 +164,7 @@ impl<Rt, R, T, F, Se> Builder<Rt, R, T, F, Se> {
             sensors,
             sink: self.sink,
             mode: self.mode,
+            tick: self.tick,
             run_task: self.run_task,
             is_task_ready: self.is_task_ready,
             is_finished: self.is_finished,
@@ -172,6 +180,7 @@ impl<Rt, R, T, F, Se> Builder<Rt, R, T, F, Se> {
             sensors: self.sensors,
             sink: self.sink,
             mode: self.mode,
+            tick: self.tick,
             run_task: f,
             is_task_ready: self.is_task_ready,
             is_finished: self.is_finished,
@@ -187,6 +196,7 @@ impl<Rt, R, T, F, Se> Builder<Rt, R, T, F, Se> {
             sensors: self.sensors,
             sink: self.sink,
             mode: self.mode,
+            tick: self.tick,
             run_task: self.run_task,
             is_task_ready: f,
             is_finished: self.is_finished,
@@ -202,6 +212,7 @@ impl<Rt, R, T, F, Se> Builder<Rt, R, T, F, Se> {
             sensors: self.sensors,
             sink: self.sink,
             mode: self.mode,
+            tick: self.tick,
             run_task: self.run_task,
             is_task_ready: self.is_task_ready,
             is_finished: f,
@@ -224,11 +235,20 @@ where
     /// # Errors
     ///
     /// The first invalid setting, as a [`ConfigError`].
-    pub fn build(self) -> Result<BuiltPool<Rt, R, T, F, Se>, ConfigError> {
-        let pool = Pool::with_policy(self.config, self.policy)?;
+    pub fn build(mut self) -> Result<BuiltPool<Rt, R, T, F, Se>, ConfigError> {
+        let crawlee_tick = ScalingSettings::default().autoscale_interval;
+        let preferred = (self.config.scaling.autoscale_interval == crawlee_tick)
+            .then(|| self.policy.preferred_interval())
+            .flatten();
+        if let Some(every) = self.tick.or(preferred) {
+            self.config.scaling.autoscale_interval = every;
+        }
+        let config = self.config;
+        let pool = Pool::with_policy(config, self.policy)?;
         let handle = Handle::new(&pool);
         let fns = crate::tasks::task_fns(self.run_task, self.is_task_ready, self.is_finished);
         Ok(AutoscaledPool {
+            config,
             runtime: self.runtime,
             handle,
             mode: self.mode,

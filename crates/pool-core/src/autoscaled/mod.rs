@@ -41,6 +41,7 @@ struct Inner<Fns, Se> {
 /// `run` borrows the pool for the length of the run; everything else takes `&self` and works from inside
 /// tasks and from other threads, directly or through a cloned [`Handle`].
 pub struct AutoscaledPool<Rt, Fns, Se> {
+    config: PoolConfig,
     runtime: Rt,
     handle: Handle,
     mode: TaskMode,
@@ -112,6 +113,12 @@ where
 }
 
 impl<Rt: Runtime + Clone, Fns, Se> AutoscaledPool<Rt, Fns, Se> {
+    /// The settings the pool was built with, the autoscale interval resolved (the policy's preferred one
+    /// unless one was set). The setters change the bounds in force, not these.
+    pub fn config(&self) -> &PoolConfig {
+        &self.config
+    }
+
     /// A cloneable, thread-safe handle to this pool.
     pub fn handle(&self) -> Handle {
         self.handle.clone()
