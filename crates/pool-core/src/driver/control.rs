@@ -69,6 +69,7 @@ pub struct Handle {
 }
 
 /// Which concurrency setter a call was, for [`Handle::supersede`].
+#[cfg(feature = "std")]
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Setter {
     Desired,
@@ -264,6 +265,7 @@ impl Handle {
     /// A setter applied directly to an idle pool supersedes the same setter requested earlier through a
     /// handle, which would otherwise be applied when the next run starts: the later call wins, whichever way
     /// each was made.
+    #[cfg(feature = "std")]
     pub(crate) fn supersede(&self, setter: Setter) {
         let slot = match setter {
             Setter::Desired => &self.shared.set_desired,

@@ -29,6 +29,7 @@ mod run;
 mod sink;
 mod wake;
 
+#[cfg(feature = "std")]
 pub(crate) use control::Setter;
 pub use control::{Handle, TaskCounts};
 pub use error::{PoolError, TaskPanic};
