@@ -17,13 +17,17 @@ use crate::snapshot::HISTORY_CAPACITY;
 /// ```
 /// use pool_core::{ConcurrencySettings, ConfigError};
 ///
-/// let ok = ConcurrencySettings::default().with_max(4).with_desired(2);
-/// assert!(ok.validate().is_ok());
+/// // `with_max` brings desired (10 by default) and min down with it, as `set_max_concurrency` does.
+/// let capped = ConcurrencySettings::default().with_max(4);
+/// assert_eq!((capped.desired_concurrency, capped.validate()), (4, Ok(())));
 ///
-/// // As in Crawlee, `desired` stays 10 unless set, so lowering only `max` is an error.
-/// let err = ConcurrencySettings::default().with_max(4).validate().unwrap_err();
+/// // A later call that contradicts it is an error, as is a struct that says desired > max (Crawlee for
+/// // Python's `ConcurrencySettings(max_concurrency=4)` raises too: its desired stays 10).
+/// let err = capped.with_desired(10).validate().unwrap_err();
 /// assert_eq!(err, ConfigError::DesiredAboveMax);
 /// assert_eq!(err.to_string(), "desired_concurrency cannot be greater than max_concurrency");
+/// let literal = ConcurrencySettings { max_concurrency: 4, ..ConcurrencySettings::default() };
+/// assert_eq!(literal.validate(), Err(ConfigError::DesiredAboveMax));
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ConcurrencySettings {
@@ -55,10 +59,15 @@ impl ConcurrencySettings {
         self.min_concurrency = n;
         self
     }
-    /// Sets `max_concurrency`.
+    /// Sets `max_concurrency`; `desired_concurrency` and `min_concurrency` follow it down where they are
+    /// above it, as [`Pool::set_max_concurrency`](crate::Pool::set_max_concurrency) moves them on a pool.
+    /// So `ConcurrencySettings::default().with_max(4)` is valid (desired 4), and a later `with_desired` or
+    /// `with_min` above 4 is the error it says.
     #[must_use]
     pub fn with_max(mut self, n: usize) -> Self {
         self.max_concurrency = n;
+        self.desired_concurrency = self.desired_concurrency.min(n);
+        self.min_concurrency = self.min_concurrency.min(n);
         self
     }
     /// Sets `desired_concurrency`.

@@ -25,12 +25,15 @@ fn ms(m: u64) -> Duration {
     Duration::from_millis(m)
 }
 
+/// Exactly these bounds (a struct, as Crawlee's constructors take them; `with_max` would bring desired down).
 fn config(min: usize, desired: usize, max: usize) -> PoolConfig {
     let mut c = PoolConfig::default();
-    c.concurrency = ConcurrencySettings::default()
-        .with_min(min)
-        .with_desired(desired)
-        .with_max(max);
+    c.concurrency = ConcurrencySettings {
+        min_concurrency: min,
+        desired_concurrency: desired,
+        max_concurrency: max,
+        ..ConcurrencySettings::default()
+    };
     c
 }
 
@@ -144,10 +147,12 @@ fn py_concurrency_settings_rule_1_min_concurrency_must_be_1_or_larger() {
 #[test]
 fn py_concurrency_settings_rule_2_max_below_min() {
     rule(
-        ConcurrencySettings::default()
-            .with_min(5)
-            .with_desired(5)
-            .with_max(4),
+        ConcurrencySettings {
+            min_concurrency: 5,
+            desired_concurrency: 5,
+            max_concurrency: 4,
+            ..ConcurrencySettings::default()
+        },
         ConfigError::MaxBelowMin,
         "max_concurrency cannot be less than min_concurrency",
     );
@@ -165,9 +170,13 @@ fn py_concurrency_settings_rule_3_desired_below_min() {
 
 #[test]
 fn py_concurrency_settings_rule_4_desired_above_max() {
-    // Likewise `max_concurrency=4` alone breaks rule 4.
+    // Likewise `max_concurrency=4` alone breaks rule 4. Python's keyword constructor is our struct literal:
+    // `with_max` brings desired down with it instead (issue 12's review).
     rule(
-        ConcurrencySettings::default().with_max(4),
+        ConcurrencySettings {
+            max_concurrency: 4,
+            ..ConcurrencySettings::default()
+        },
         ConfigError::DesiredAboveMax,
         "desired_concurrency cannot be greater than max_concurrency",
     );

@@ -234,7 +234,7 @@ async fn a_second_concurrent_run_is_refused() {
 #[test]
 fn bad_settings_are_a_typed_error_from_build() {
     let err = AutoscaledPool::builder()
-        .concurrency_settings(ConcurrencySettings::default().with_max(4))
+        .concurrency_settings(ConcurrencySettings::default().with_max(4).with_desired(10))
         .run_task(|| async { Ok::<(), String>(()) })
         .is_task_ready(|| async { Ok(false) })
         .is_finished(|| async { Ok(true) })
