@@ -30,14 +30,14 @@ impl Descendants {
         w: &mut Warnings,
     ) -> Vec<u32> {
         if has_children_files(root, pid) {
-            return descendants(root, pid, code, w);
+            return listed(root, pid);
         }
         match &self.scanned {
             Some((at, pids)) if now.saturating_duration_since(*at) < crate::LAYOUT_RECHECK => {
                 pids.clone()
             }
             _ => {
-                let pids = descendants(root, pid, code, w);
+                let pids = scanned(root, pid, code, w);
                 self.scanned = Some((now, pids.clone()));
                 pids
             }
@@ -58,27 +58,27 @@ pub(crate) fn descendants(
     code: &'static str,
     w: &mut Warnings,
 ) -> Vec<u32> {
-    let mut out = Vec::new();
-    let mut seen = HashSet::from([pid]);
     if has_children_files(root, pid) {
-        let mut queue = vec![pid];
-        while let Some(p) = queue.pop() {
-            for c in children_of(root, p) {
-                if seen.insert(c) {
-                    out.push(c);
-                    queue.push(c);
-                }
-            }
-        }
-        return out;
+        listed(root, pid)
+    } else {
+        scanned(root, pid, code, w)
     }
+}
+
+/// The descendants from the kernel's `children` files.
+fn listed(root: &SensorRoot, pid: u32) -> Vec<u32> {
+    walk(pid, |p| children_of(root, p))
+}
+
+/// The descendants found by reading every process's parent from `/proc/N/stat`.
+fn scanned(root: &SensorRoot, pid: u32, code: &'static str, w: &mut Warnings) -> Vec<u32> {
     let entries = match std::fs::read_dir(root.join("/proc")) {
         Ok(e) => e,
         Err(e) => {
             w.warn(code, || {
                 format!("cannot list /proc ({e}); child processes are not counted")
             });
-            return out;
+            return Vec::new();
         }
     };
     let mut parents: Vec<(u32, u32)> = Vec::new();
@@ -99,9 +99,22 @@ pub(crate) fn descendants(
             parents.push((n, ppid));
         }
     }
+    walk(pid, |p| {
+        parents
+            .iter()
+            .filter(|(_, pp)| *pp == p)
+            .map(|(c, _)| *c)
+            .collect()
+    })
+}
+
+/// Every process below `pid` by way of `children`, each once (a pid reused mid-walk cannot loop).
+fn walk(pid: u32, mut children: impl FnMut(u32) -> Vec<u32>) -> Vec<u32> {
+    let mut out = Vec::new();
+    let mut seen = HashSet::from([pid]);
     let mut queue = vec![pid];
     while let Some(p) = queue.pop() {
-        for &(c, _) in parents.iter().filter(|(_, pp)| *pp == p) {
+        for c in children(p) {
             if seen.insert(c) {
                 out.push(c);
                 queue.push(c);
