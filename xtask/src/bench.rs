@@ -39,6 +39,8 @@ const OURS: &[&str] = &[
     "pool_tokio_ct_inplace",
     "pool_smol_inplace",
     "pool_async_std_inplace",
+    "stream_tokio_default",
+    "stream_tokio_inplace",
 ];
 const RAW: &[&str] = &[
     "tokio_joinset",
@@ -74,6 +76,12 @@ const RATIOS: &[(&str, &str, &str)] = &[
     ("noop_c100", "pool_tokio_spawned", "tokio_joinset"),
     ("noop_c100", "pool_tokio_inplace", "buffer_unordered"),
     ("noop_c100", "pool_tokio_inplace", "inplace"),
+    (
+        "noop_c100",
+        "stream_tokio_default",
+        "buffer_unordered_spawn",
+    ),
+    ("noop_c100", "stream_tokio_inplace", "buffer_unordered"),
     ("noop_c100", "pool_tokio_default", "crawlee_js"),
     ("noop_c100", "pool_tokio_default", "crawlee_python"),
     ("noop_c100", "pool_tokio_ct_inplace", "bare_loop"),
@@ -132,6 +140,16 @@ const TARGETS: &[(&str, bool, f64)] = &[
         1.3,
     ),
     ("alloc_per_task.pool_tokio_default", false, 0.0),
+    (
+        "noop_c100.stream_tokio_default_vs_buffer_unordered_spawn",
+        true,
+        1.0,
+    ),
+    (
+        "noop_c100.stream_tokio_inplace_vs_buffer_unordered",
+        true,
+        1.0,
+    ),
     ("cpu_bound.pool_tokio_default_vs_tokio_joinset", true, 0.95),
     ("idle.pool_tokio_default_vs_crawlee_python", false, 0.04),
     ("noop_c100.pool_tokio_default_vs_crawlee_js", true, 5.0),

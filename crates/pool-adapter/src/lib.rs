@@ -46,11 +46,11 @@ pub mod api {
     #[cfg(feature = "metrics")]
     pub use pool_core::metrics;
     pub use pool_core::{
-        AdaptivePolicy, AdaptiveSettings, ConcurrencySettings, ConfigError, CrawleePolicy,
-        DrainTimeout, Event, EventSink, FnSink, Handle, MemoryBudget, Outcome, PoolConfig,
-        PoolError, Refusal, RunError, RunReport, ScaleDecision, ScalingPolicy, ScalingSettings,
-        SignalId, SnapshotSettings, StatusRecord, StatusSettings, SystemInfo, TaskCounts, TaskMode,
-        TaskPanic, ThrottleSettings, TimeoutPolicy, TracingSink,
+        AdaptivePolicy, AdaptiveSettings, Autoscaled, AutoscaledStreamExt, ConcurrencySettings,
+        ConfigError, CrawleePolicy, DrainTimeout, Event, EventSink, FnSink, Handle, MemoryBudget,
+        Outcome, PoolConfig, PoolError, Refusal, RunError, RunReport, ScaleDecision, ScalingPolicy,
+        ScalingSettings, SignalId, SnapshotSettings, StatusRecord, StatusSettings, SystemInfo,
+        TaskCounts, TaskMode, TaskPanic, ThrottleSettings, TimeoutPolicy, TracingSink,
     };
     pub use pool_sensors::{
         ClientErrors, CpuMode, LoadSignal, SensorSettings, SystemSensors,

@@ -9,7 +9,8 @@ use std::sync::Arc;
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 use pool_core::{
-    AutoscaledPool, ConcurrencySettings, DefaultRuntime, RunReport, Sensors, TaskMode,
+    AutoscaledPool, AutoscaledStreamExt, ConcurrencySettings, DefaultRuntime, RunReport, Sensors,
+    TaskMode,
 };
 
 use crate::work;
@@ -86,6 +87,37 @@ where
     match pool.run().await {
         Ok(report) => report,
         Err(e) => panic!("the pool failed: {e:?}"),
+    }
+}
+
+/// Runs the stream combinator on runtime `Rt` over a stream of the task futures, concurrency pinned at `c`,
+/// in `mode` with `sensors`: `buffer_unordered`'s like, with the pool choosing the limit.
+pub(crate) async fn stream<Rt, Se, S, SF>(
+    mode: TaskMode,
+    c: usize,
+    sensors: Se,
+    sleep: Sleep<S>,
+) -> RunReport
+where
+    Rt: DefaultRuntime,
+    Se: Sensors,
+    S: Fn(Duration) -> SF,
+    SF: Future<Output = ()> + Send + 'static,
+{
+    let tasks = futures_util::stream::poll_fn(|_| {
+        core::task::Poll::Ready(work::ready().then(|| task(&sleep)))
+    });
+    let builder = AutoscaledPool::<Rt, (), ()>::builder()
+        .concurrency_settings(pinned(c))
+        .task_mode(mode)
+        .sensors(sensors);
+    let mut results = tasks
+        .autoscaled(builder)
+        .expect("pinned concurrency is a valid configuration");
+    while results.next().await.is_some() {}
+    match results.report() {
+        Some(Ok(report)) => *report,
+        other => panic!("the stream's pool failed: {other:?}"),
     }
 }
 

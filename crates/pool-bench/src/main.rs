@@ -18,7 +18,10 @@
 //! - `pool_tokio_autoscaled`: the same with CONCURRENCY as the ceiling only, so the policy scales;
 //! - `pool_tokio_spawned`: spawned tasks with `()` sensors; `pool_tokio_inplace`: tasks polled in place by
 //!   the driver ([`TaskMode::InPlace`]) on the multi-thread runtime, `()` sensors;
-//! - `pool_tokio_ct_inplace`, `pool_smol_inplace`, `pool_async_std_inplace`: in place on those runtimes.
+//! - `pool_tokio_ct_inplace`, `pool_smol_inplace`, `pool_async_std_inplace`: in place on those runtimes;
+//! - `stream_tokio_default`: the stream combinator (`AutoscaledStreamExt::autoscaled`) with the default
+//!   builder (spawned, real sensors), concurrency pinned; `stream_tokio_inplace`: the same in place with `()`
+//!   sensors, both on tokio's multi-thread runtime.
 
 mod impls;
 mod os;
@@ -51,6 +54,8 @@ const IMPLS: &[&str] = &[
     "pool_tokio_ct_inplace",
     "pool_smol_inplace",
     "pool_async_std_inplace",
+    "stream_tokio_default",
+    "stream_tokio_inplace",
     "tokio_joinset",
     "buffer_unordered_spawn",
     "buffer_unordered",
@@ -358,6 +363,26 @@ where
                 inplace,
                 c,
                 false,
+                (),
+                sleep,
+            ));
+        }
+        "stream_tokio_default" => {
+            let rt = tokio_mt();
+            t0 = Instant::now();
+            rt.block_on(impls::stream::<TokioRuntime, _, _, _>(
+                spawned,
+                c,
+                real(),
+                sleep,
+            ));
+        }
+        "stream_tokio_inplace" => {
+            let rt = tokio_mt();
+            t0 = Instant::now();
+            rt.block_on(impls::stream::<TokioRuntime, _, _, _>(
+                inplace,
+                c,
                 (),
                 sleep,
             ));

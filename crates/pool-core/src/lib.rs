@@ -85,7 +85,10 @@ pub mod trace;
 
 pub use adaptive::{AdaptivePolicy, AdaptiveSettings};
 #[cfg(feature = "std")]
-pub use autoscaled::{AutoscaledPool, BoxPolicy, Builder, DrainTimeout, TaskMode, sleep};
+pub use autoscaled::{
+    Autoscaled, AutoscaledPool, AutoscaledStreamExt, BoxPolicy, Builder, DrainTimeout, TaskMode,
+    sleep,
+};
 pub use config::{
     ConcurrencySettings, ConfigError, MemoryBudget, PoolConfig, ScalingSettings, SnapshotSettings,
     StatusSettings, ThrottleSettings, TimeoutPolicy,

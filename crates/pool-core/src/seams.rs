@@ -125,6 +125,25 @@ pub trait TaskFns {
     fn is_task_ready(&mut self) -> Self::Ready;
     /// Whether the run is over. Called only when no task is ready and none is running.
     fn is_finished(&mut self) -> Self::Finished;
+
+    /// Answers readiness by polling, for a source with no future to hand out (a stream of items). `None`, the
+    /// default, makes the driver ask [`is_task_ready`](TaskFns::is_task_ready) and poll the future it
+    /// returns.
+    ///
+    /// Called only when the pool has capacity. A `Pending` answer is asked again on the next wake while the
+    /// pool has capacity, so the source MUST arrange that wake through `cx`, as any `poll` function does.
+    fn poll_task_ready(&mut self, cx: &mut Context<'_>) -> Option<Poll<Result<bool, Self::Error>>> {
+        let _ = cx;
+        None
+    }
+
+    /// Takes what a task that ended by itself returned and says how it ended; the default is `ok.into()`.
+    ///
+    /// A source that hands task results on (the autoscaled stream) keeps them here. A task the pool timed
+    /// out or cancelled is dropped without this call.
+    fn task_ended(&mut self, ok: Self::Ok) -> Outcome {
+        ok.into()
+    }
 }
 
 #[cfg(feature = "alloc")]

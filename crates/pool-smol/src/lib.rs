@@ -23,6 +23,19 @@
 //! let report = smol::block_on(pool.run()).unwrap();
 //! assert_eq!(report.succeeded, 50);
 //! ```
+//!
+//! The item form: a stream of futures in, their results out in completion order.
+//!
+//! ```
+//! use futures_lite::{StreamExt, stream};
+//! use pool_smol::{AutoscaledPool, AutoscaledStreamExt, ConcurrencySettings};
+//!
+//! let squares = stream::iter(1..=100u64).map(|n| async move { n * n });
+//! let pool = AutoscaledPool::builder()
+//!     .concurrency_settings(ConcurrencySettings::default().with_max(10));
+//! let total: u64 = smol::block_on(squares.autoscaled(pool).unwrap().fold(0, |a, b| a + b));
+//! assert_eq!(total, 338_350);
+//! ```
 
 mod runtime;
 

@@ -56,3 +56,8 @@ pool_adapter::adapter_api!(TokioRuntime, "tokio");
 #[cfg(doctest)]
 #[doc = include_str!("../../../README.md")]
 struct WorkspaceReadme;
+
+// The migration guide's side-by-side programs, compiled and run the same way.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/migrating-from-crawlee.md")]
+struct MigratingFromCrawlee;

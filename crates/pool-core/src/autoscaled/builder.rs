@@ -235,7 +235,41 @@ where
     /// # Errors
     ///
     /// The first invalid setting, as a [`ConfigError`].
-    pub fn build(mut self) -> Result<BuiltPool<Rt, R, T, F, Se>, ConfigError> {
+    pub fn build(self) -> Result<BuiltPool<Rt, R, T, F, Se>, ConfigError> {
+        let (parts, (run_task, is_task_ready, is_finished)) = self.into_parts()?;
+        let fns = crate::tasks::task_fns(run_task, is_task_ready, is_finished);
+        Ok(AutoscaledPool {
+            config: parts.config,
+            runtime: parts.runtime,
+            handle: parts.handle,
+            mode: parts.mode,
+            inner: Mutex::new(Some(Inner {
+                pool: parts.pool,
+                fns,
+                sensors: parts.sensors,
+                sink: parts.sink,
+            })),
+        })
+    }
+}
+
+/// A builder taken apart: its [`Parts`], and its task functions as given.
+pub(super) type Split<Rt, Se, R, T, F> = (Parts<Rt, Se>, (R, T, F));
+
+/// What a [`Builder`] makes besides the task functions: the checked machine and what runs it.
+pub(super) struct Parts<Rt, Se> {
+    pub(super) runtime: Rt,
+    pub(super) config: PoolConfig,
+    pub(super) pool: Pool<BoxPolicy>,
+    pub(super) handle: Handle,
+    pub(super) sensors: Se,
+    pub(super) sink: Box<dyn EventSink + Send>,
+    pub(super) mode: TaskMode,
+}
+
+impl<Rt, R, T, F, Se> Builder<Rt, R, T, F, Se> {
+    /// Resolves the tick, checks the settings and builds the machine; the task functions come back as given.
+    pub(super) fn into_parts(mut self) -> Result<Split<Rt, Se, R, T, F>, ConfigError> {
         let crawlee_tick = ScalingSettings::default().autoscale_interval;
         let preferred = (self.config.scaling.autoscale_interval == crawlee_tick)
             .then(|| self.policy.preferred_interval())
@@ -246,19 +280,16 @@ where
         let config = self.config;
         let pool = Pool::with_policy(config, self.policy)?;
         let handle = Handle::new(&pool);
-        let fns = crate::tasks::task_fns(self.run_task, self.is_task_ready, self.is_finished);
-        Ok(AutoscaledPool {
-            config,
+        let parts = Parts {
             runtime: self.runtime,
+            config,
+            pool,
             handle,
+            sensors: self.sensors,
+            sink: self.sink,
             mode: self.mode,
-            inner: Mutex::new(Some(Inner {
-                pool,
-                fns,
-                sensors: self.sensors,
-                sink: self.sink,
-            })),
-        })
+        };
+        Ok((parts, (self.run_task, self.is_task_ready, self.is_finished)))
     }
 }
 

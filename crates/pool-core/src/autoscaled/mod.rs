@@ -3,12 +3,15 @@
 //!
 //! It is generic over the runtime so that the adapters (`pool-tokio`, `pool-smol`, `pool-async-std`) are only
 //! a clock, a timer and a spawner plus type aliases: everything a user can observe about a pool's behaviour
-//! is decided here, in the core.//!
-//! `builder.rs` holds the [`Builder`]; `mode.rs` the task modes; `sleep.rs` a runtime-neutral sleep.
+//! is decided here, in the core.
+//!
+//! `builder.rs` holds the [`Builder`]; `mode.rs` the task modes; `sleep.rs` a runtime-neutral sleep;
+//! `stream.rs` the stream combinator, [`AutoscaledStreamExt`].
 
 mod builder;
 mod mode;
 mod sleep;
+mod stream;
 
 use alloc::boxed::Box;
 use core::fmt;
@@ -26,6 +29,7 @@ use crate::time::Instant;
 pub use builder::{Builder, BuiltPool};
 pub use mode::{DrainTimeout, Launcher, TaskMode};
 pub use sleep::{Sleep, sleep};
+pub use stream::{Autoscaled, AutoscaledStreamExt, Done, ItemTask};
 
 /// A scaling policy chosen at run time.
 pub type BoxPolicy = Box<dyn ScalingPolicy + Send>;

@@ -281,13 +281,21 @@ impl Handle {
         self.shared.waker.wake();
     }
 
-    /// Aborts the active run and waits until it has cancelled its tasks and ended. The run then returns
-    /// `Ok` with `aborted` set in its report.
+    /// Asks the active run to abort and returns at once; the run cancels its tasks and ends on its next poll.
+    ///
+    /// This is the form for code the run's end waits on: a consumer of an autoscaled stream (which drives
+    /// the run by polling it) or a task of the run itself. Awaiting [`Handle::abort`] there would wait for
+    /// itself.
     ///
     /// # Errors
     ///
     /// [`RunError::NotRunning`] when no run is active.
-    pub async fn abort(&self) -> Result<(), RunError> {
+    pub fn request_abort(&self) -> Result<(), RunError> {
+        self.request_abort_of_run().map(drop)
+    }
+
+    /// Marks the active run aborted and wakes it; returns its number.
+    fn request_abort_of_run(&self) -> Result<usize, RunError> {
         // One load both checks that a run is active and names it.
         let run = self.shared.running.load(Ordering::Acquire);
         if run == 0 {
@@ -296,6 +304,17 @@ impl Handle {
         self.shared.abort.store(run, Ordering::Release);
         raise(&self.shared.dirty);
         self.shared.waker.wake();
+        Ok(run)
+    }
+
+    /// Aborts the active run and waits until it has cancelled its tasks and ended. The run then returns
+    /// `Ok` with `aborted` set in its report.
+    ///
+    /// # Errors
+    ///
+    /// [`RunError::NotRunning`] when no run is active.
+    pub async fn abort(&self) -> Result<(), RunError> {
+        let run = self.request_abort_of_run()?;
         // Wait for *that* run to end; a run started after it is not this abort's business.
         let ended = || self.shared.running.load(Ordering::Acquire) != run;
         loop {

@@ -34,7 +34,7 @@ pub(crate) use control::Setter;
 pub use control::{Handle, TaskCounts};
 pub use error::{PoolError, TaskPanic};
 pub use launch::{CatchPanic, InPlace, Spawned};
-pub use run::Run;
+pub use run::{Driver, FnsPart, Owned, PoolPart, Run, RuntimePart};
 pub use sink::FnSink;
 // The seams the driver is generic over, re-exported where the driver's users have always found them.
 pub use crate::seams::{EventSink, Launch, Spawn};

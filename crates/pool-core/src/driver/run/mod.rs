@@ -11,6 +11,7 @@
 //! `pool-bench noop pool_tokio_ct_inplace 200000 100`, then named `pool_tokio_ct`: 75.4M before the split,
 //! 94.9M after, 73.3M with the hints).
 
+mod parts;
 mod slots;
 mod start;
 
@@ -21,14 +22,15 @@ use core::pin::Pin;
 use core::task::{Context, Poll};
 use core::time::Duration;
 
+use self::parts::{FinishedCheck, Fns, ReadyCheck, Rt, Task, TaskResult};
+pub use self::parts::{FnsPart, Owned, PoolPart, RuntimePart};
 use self::slots::{Ended, Slots};
+use super::PoolError;
 use super::control::Handle;
-use super::launch::CatchPanic;
-use super::{PoolError, TaskPanic};
 use crate::outcome::Outcome;
 use crate::pool::{Action, Pool, RunReport, TaskOutcome, Verdict};
 use crate::scale::ScalingPolicy;
-use crate::seams::{EventSink, Launch, Runtime, Sensors, TaskFns, Timer};
+use crate::seams::{Clock, EventSink, Launch, Runtime, Sensors, TaskFns, Timer};
 use crate::sync::Ordering;
 use crate::time::Instant;
 
@@ -47,57 +49,65 @@ const CLOCK_EVERY: u32 = 16;
 /// One run of a pool: a future resolving to the run's report, or its first error.
 ///
 /// Build it with [`Run::new`]. Polled again after it completed, it answers
-/// `Err(`[`PoolError::RunEnded`]`)` at once.
-pub struct Run<'a, P, F, Rt, L, S, O>
+/// `Err(`[`PoolError::RunEnded`]`)` at once. It borrows the machine, the task functions and the runtime;
+/// [`Driver`] is the same future over parts it may own.
+pub type Run<'a, P, F, Rt, L, S, O> = Driver<&'a mut Pool<P>, &'a mut F, &'a Rt, L, S, O>;
+
+/// The run driver over parts it owns or borrows: the machine (`Pl`, a `&mut Pool<P>` or an
+/// `Owned<Pool<P>>`), the task functions (`Fs`, likewise) and the runtime (`Rb`, a `&Rt` or an `Owned<Rt>`).
+///
+/// [`Run`] is the borrowing form, what [`Run::new`] builds. An owning form is what a value that must outlive
+/// the caller's stack frame holds: the autoscaled stream (`AutoscaledStreamExt`) owns its driver.
+pub struct Driver<Pl, Fs, Rb, L, S, O>
 where
-    P: ScalingPolicy,
-    F: TaskFns,
-    Rt: Runtime,
-    L: Launch<F::Task>,
+    Pl: PoolPart,
+    Fs: FnsPart,
+    Rb: RuntimePart,
+    L: Launch<Task<Fs>>,
 {
-    pool: &'a mut Pool<P>,
+    pool: Pl,
     handle: Handle,
-    fns: &'a mut F,
-    rt: &'a Rt,
+    fns: Fs,
+    rt: Rb,
     launcher: L,
     sensors: S,
     sink: O,
-    timer: Pin<Box<Rt::Timer>>,
+    timer: Pin<Box<<Rt<Rb> as Runtime>::Timer>>,
     armed: Instant,
     slots: Slots<L::Running>,
-    ready_check: Pin<Box<Option<CatchPanic<F::Ready>>>>,
-    finished_check: Pin<Box<Option<CatchPanic<F::Finished>>>>,
+    ready_check: Pin<Box<ReadyCheck<Fs>>>,
+    finished_check: Pin<Box<FinishedCheck<Fs>>>,
     asked_ready: bool,
     asked_finished: bool,
     cancelled_all: bool,
     number: usize,
-    error: Option<PoolError<F::Error>>,
+    error: Option<PoolError<<Fns<Fs> as TaskFns>::Error>>,
     done: bool,
 }
 
-impl<P, F, Rt, L, S, O> fmt::Debug for Run<'_, P, F, Rt, L, S, O>
+impl<Pl, Fs, Rb, L, S, O> fmt::Debug for Driver<Pl, Fs, Rb, L, S, O>
 where
-    P: ScalingPolicy,
-    F: TaskFns,
-    Rt: Runtime,
-    L: Launch<F::Task>,
+    Pl: PoolPart,
+    Fs: FnsPart,
+    Rb: RuntimePart,
+    L: Launch<Task<Fs>>,
 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Run")
-            .field("current", &self.pool.current_concurrency())
-            .field("desired", &self.pool.desired_concurrency())
+            .field("current", &self.pool.part_ref().current_concurrency())
+            .field("desired", &self.pool.part_ref().desired_concurrency())
             .field("slots", &self.slots.len())
             .field("done", &self.done)
             .finish_non_exhaustive()
     }
 }
 
-impl<'a, P, F, Rt, L, S, O> Run<'a, P, F, Rt, L, S, O>
+impl<Pl, Fs, Rb, L, S, O> Driver<Pl, Fs, Rb, L, S, O>
 where
-    P: ScalingPolicy,
-    F: TaskFns,
-    Rt: Runtime,
-    L: Launch<F::Task>,
+    Pl: PoolPart,
+    Fs: FnsPart,
+    Rb: RuntimePart,
+    L: Launch<Task<Fs>>,
     S: Sensors,
     O: EventSink,
 {
@@ -107,14 +117,14 @@ where
     ///
     /// [`PoolError::AlreadyRunning`] when `handle` belongs to a pool that is already running, or `pool` is.
     pub fn new(
-        pool: &'a mut Pool<P>,
+        mut pool: Pl,
         handle: &Handle,
-        fns: &'a mut F,
-        rt: &'a Rt,
+        fns: Fs,
+        rt: Rb,
         launcher: L,
         sensors: S,
         sink: O,
-    ) -> Result<Self, PoolError<F::Error>> {
+    ) -> Result<Self, PoolError<<Fns<Fs> as TaskFns>::Error>> {
         let shared = &handle.shared;
         // Run numbers start at 1 (0 means "none") and skip 0 if they ever wrap.
         let number = shared
@@ -129,17 +139,17 @@ where
         {
             return Err(PoolError::AlreadyRunning);
         }
-        let now = rt.now();
-        if pool.start_run(now).is_err() {
+        let now = rt.part_ref().now();
+        if pool.part().start_run(now).is_err() {
             shared.running.store(0, Ordering::Release);
             return Err(PoolError::AlreadyRunning);
         }
         // Slots and wake bits are reserved up front for the ceiling, but no further than `PREALLOCATED_SLOTS`:
         // a valid ceiling may be `usize::MAX`. Slots past it are pushed when first needed and woken through
         // the wake set's overflow mark.
-        let cap = pool.max_concurrency().min(PREALLOCATED_SLOTS);
-        let mut run = Run {
-            timer: Box::pin(rt.timer(now)),
+        let cap = pool.part().max_concurrency().min(PREALLOCATED_SLOTS);
+        let mut run = Driver {
+            timer: Box::pin(rt.part_ref().timer(now)),
             armed: now,
             pool,
             handle: handle.clone(),
@@ -168,6 +178,12 @@ where
         Ok(run)
     }
 
+    /// The task functions, between polls: where an owner that hands task results on keeps them.
+    #[inline]
+    pub fn task_fns(&mut self) -> &mut Fns<Fs> {
+        self.fns.part()
+    }
+
     #[inline]
     fn apply_control(&mut self, now: Instant) {
         let sh = &self.handle.shared;
@@ -175,40 +191,41 @@ where
             return;
         }
         let paused = sh.paused.load(Ordering::Acquire);
-        if paused != self.pool.is_paused() {
+        if paused != self.pool.part().is_paused() {
             if paused {
-                self.pool.pause();
+                self.pool.part().pause();
             } else {
-                self.pool.resume();
+                self.pool.part().resume();
             }
         }
         // Setter errors were reported to the caller by the handle already; a request that raced with
         // another setter into an invalid combination is dropped.
         let max = sh.set_max.swap(0, Ordering::AcqRel);
         if max != 0 {
-            let _ = self.pool.set_max_concurrency(now, max);
+            let _ = self.pool.part().set_max_concurrency(now, max);
         }
         let min = sh.set_min.swap(0, Ordering::AcqRel);
         if min != 0 {
-            let _ = self.pool.set_min_concurrency(now, min);
+            let _ = self.pool.part().set_min_concurrency(now, min);
         }
         let desired = sh.set_desired.swap(0, Ordering::AcqRel);
         if desired != 0 {
-            let _ = self.pool.set_desired_concurrency(now, desired);
+            let _ = self.pool.part().set_desired_concurrency(now, desired);
         }
         for _ in 0..sh.throttles.swap(0, Ordering::AcqRel) {
-            self.pool.handle_throttle(now, None);
+            self.pool.part().handle_throttle(now, None);
         }
         let timed = sh.timed_throttles.swap(0, Ordering::AcqRel);
         if timed > 0 {
             let ms = sh.retry_after_ms.swap(0, Ordering::AcqRel) as u64;
             for _ in 0..timed {
                 self.pool
+                    .part()
                     .handle_throttle(now, Some(Duration::from_millis(ms)));
             }
         }
-        if sh.abort.load(Ordering::Acquire) == self.number && !self.pool.is_aborted() {
-            let _ = self.pool.abort();
+        if sh.abort.load(Ordering::Acquire) == self.number && !self.pool.part().is_aborted() {
+            let _ = self.pool.part().abort();
         }
     }
 
@@ -217,18 +234,18 @@ where
         // Only the driver writes these, so a load-compare-store skips the shared-cache-line write when nothing
         // changed, which is most iterations.
         let sh = &self.handle.shared;
-        let current = self.pool.current_concurrency();
+        let current = self.pool.part_ref().current_concurrency();
         if sh.current.load(Ordering::Relaxed) != current {
             sh.current.store(current, Ordering::Release);
             if current == 0 {
                 sh.drained.notify(usize::MAX);
             }
         }
-        let counts = self.pool.counts();
+        let counts = self.pool.part_ref().counts();
         for (cell, value) in [
-            (&sh.desired, self.pool.desired_concurrency()),
-            (&sh.min, self.pool.min_concurrency()),
-            (&sh.max, self.pool.max_concurrency()),
+            (&sh.desired, self.pool.part_ref().desired_concurrency()),
+            (&sh.min, self.pool.part_ref().min_concurrency()),
+            (&sh.max, self.pool.part_ref().max_concurrency()),
             (&sh.succeeded, counts.0 as usize),
             (&sh.throttled, counts.1 as usize),
             (&sh.failed, counts.2 as usize),
@@ -242,7 +259,10 @@ where
     fn publish_info(&self, now: Instant) {
         #[cfg(feature = "std")]
         {
-            let pair = (self.pool.current_info(now), self.pool.historical_info(now));
+            let pair = (
+                self.pool.part_ref().current_info(now),
+                self.pool.part_ref().historical_info(now),
+            );
             *self
                 .handle
                 .shared
@@ -256,12 +276,12 @@ where
 
     #[inline]
     fn flush_events(&mut self) {
-        while let Some(e) = self.pool.poll_event() {
+        while let Some(e) = self.pool.part().poll_event() {
             self.sink.event(&e);
         }
     }
 
-    fn record_error(&mut self, verdict: Verdict, error: PoolError<F::Error>) {
+    fn record_error(&mut self, verdict: Verdict, error: PoolError<<Fns<Fs> as TaskFns>::Error>) {
         keep_first(&mut self.error, verdict, error);
     }
 
@@ -272,9 +292,9 @@ where
         &mut self,
         now: Instant,
         outcome: TaskOutcome,
-        error: Option<PoolError<F::Error>>,
+        error: Option<PoolError<<Fns<Fs> as TaskFns>::Error>>,
     ) {
-        finish(self.pool, &mut self.error, now, now, outcome, error);
+        finish(self.pool.part(), &mut self.error, now, now, outcome, error);
     }
 
     /// Cancels every running task and drops pending task-function calls.
@@ -284,7 +304,9 @@ where
         self.finished_check.set(None);
         let launcher = &self.launcher;
         for _ in 0..self.slots.cancel_all(|task| launcher.cancel(task)) {
-            self.pool.handle_task_finished(now, TaskOutcome::Cancelled);
+            self.pool
+                .part()
+                .handle_task_finished(now, TaskOutcome::Cancelled);
         }
     }
 
@@ -299,19 +321,22 @@ where
     /// Polls the tasks whose wakers fired. Returns how many ended.
     #[inline]
     fn reap(&mut self, now: Instant) -> usize {
-        let (pool, error) = (&mut *self.pool, &mut self.error);
+        let (pool, error, fns) = (self.pool.part(), &mut self.error, self.fns.part());
         self.slots.reap(|ended| {
             let started = ended.started;
-            let (outcome, e) = outcome_of(ended);
+            let (outcome, e) = outcome_of(ended, fns);
             finish(pool, error, now, started, outcome, e);
         })
     }
 
-    fn end(&mut self, now: Instant) -> Poll<Result<RunReport, PoolError<F::Error>>> {
+    fn end(
+        &mut self,
+        now: Instant,
+    ) -> Poll<Result<RunReport, PoolError<<Fns<Fs> as TaskFns>::Error>>> {
         self.done = true;
         self.ready_check.set(None);
         self.finished_check.set(None);
-        let report = self.pool.end_run(now);
+        let report = self.pool.part().end_run(now);
         self.flush_events();
         self.publish();
         let sh = &self.handle.shared;
@@ -330,25 +355,25 @@ where
 
 // The driver never pins its fields in place: the task slots, checks and timer are pinned in their own boxes.
 // So moving a `Run` never moves a pinned value, and it may be `Unpin` whatever its parameters are.
-impl<P, F, Rt, L, S, O> Unpin for Run<'_, P, F, Rt, L, S, O>
+impl<Pl, Fs, Rb, L, S, O> Unpin for Driver<Pl, Fs, Rb, L, S, O>
 where
-    P: ScalingPolicy,
-    F: TaskFns,
-    Rt: Runtime,
-    L: Launch<F::Task>,
+    Pl: PoolPart,
+    Fs: FnsPart,
+    Rb: RuntimePart,
+    L: Launch<Task<Fs>>,
 {
 }
 
-impl<P, F, Rt, L, S, O> Future for Run<'_, P, F, Rt, L, S, O>
+impl<Pl, Fs, Rb, L, S, O> Future for Driver<Pl, Fs, Rb, L, S, O>
 where
-    P: ScalingPolicy,
-    F: TaskFns,
-    Rt: Runtime,
-    L: Launch<F::Task>,
+    Pl: PoolPart,
+    Fs: FnsPart,
+    Rb: RuntimePart,
+    L: Launch<Task<Fs>>,
     S: Sensors,
     O: EventSink,
 {
-    type Output = Result<RunReport, PoolError<F::Error>>;
+    type Output = Result<RunReport, PoolError<<Fns<Fs> as TaskFns>::Error>>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         // Every field is `Unpin` (pinned state lives in boxes), so the driver itself can move.
@@ -362,32 +387,32 @@ where
         this.asked_ready = false;
         this.asked_finished = false;
         let mut budget = BUDGET;
-        let mut now = this.rt.now();
+        let mut now = this.rt.part_ref().now();
         loop {
             // A clock read costs as much as a short task's whole trip through the pool, so the clock is read
             // once per poll and again every few iterations; the iterations of one poll span microseconds.
             if (BUDGET - budget) % CLOCK_EVERY == CLOCK_EVERY - 1 {
-                now = this.rt.now();
+                now = this.rt.part_ref().now();
             }
             this.apply_control(now);
-            if this.pool.poll_timeout().is_some_and(|t| now >= t) {
+            if this.pool.part().poll_timeout().is_some_and(|t| now >= t) {
                 // Sensors first, so a probe or tick due now decides on readings (and drained client errors) of
                 // now, not of the sample before.
-                if this.pool.poll_sample(now) {
-                    this.sensors.sample(now, this.pool);
+                if this.pool.part().poll_sample(now) {
+                    this.sensors.sample(now, this.pool.part());
                     this.publish_info(now);
                 }
-                this.pool.handle_timeout(now);
+                this.pool.part().handle_timeout(now);
             }
-            while let Some(action) = this.pool.poll_action() {
+            while let Some(action) = this.pool.part().poll_action() {
                 match action {
                     Action::SampleSensors => {
-                        this.sensors.sample(now, this.pool);
+                        this.sensors.sample(now, this.pool.part());
                         this.publish_info(now);
                     }
                 }
             }
-            if this.pool.is_aborted() && !this.cancelled_all {
+            if this.pool.part().is_aborted() && !this.cancelled_all {
                 this.cancel_all(now);
             }
             this.expire_timeouts(now);
@@ -397,7 +422,7 @@ where
             if reaped > 0 {
                 this.apply_control(now);
             }
-            if this.pool.is_draining() && this.pool.current_concurrency() == 0 {
+            if this.pool.part().is_draining() && this.pool.part().current_concurrency() == 0 {
                 return this.end(now);
             }
             let started = this.step_start(cx, now);
@@ -415,6 +440,7 @@ where
         let next_task_deadline = this.slots.next_deadline().unwrap_or(Instant::FAR_FUTURE);
         let deadline = this
             .pool
+            .part()
             .poll_timeout()
             .unwrap_or(Instant::FAR_FUTURE)
             .min(next_task_deadline);
@@ -422,19 +448,19 @@ where
             this.timer.as_mut().reset(deadline);
             this.armed = deadline;
         }
-        if this.timer.as_mut().poll_elapsed(cx).is_ready() && this.rt.now() >= deadline {
+        if this.timer.as_mut().poll_elapsed(cx).is_ready() && this.rt.part_ref().now() >= deadline {
             cx.waker().wake_by_ref();
         }
         Poll::Pending
     }
 }
 
-impl<P, F, Rt, L, S, O> Drop for Run<'_, P, F, Rt, L, S, O>
+impl<Pl, Fs, Rb, L, S, O> Drop for Driver<Pl, Fs, Rb, L, S, O>
 where
-    P: ScalingPolicy,
-    F: TaskFns,
-    Rt: Runtime,
-    L: Launch<F::Task>,
+    Pl: PoolPart,
+    Fs: FnsPart,
+    Rb: RuntimePart,
+    L: Launch<Task<Fs>>,
 {
     fn drop(&mut self) {
         // A run dropped before it ended (its caller was cancelled) still frees the pool for the next run:
@@ -447,12 +473,14 @@ where
                 let _ = launcher.cancel(task);
                 false
             });
-            let _ = self.pool.abort();
-            let now = self.rt.now();
-            while self.pool.current_concurrency() > 0 {
-                self.pool.handle_task_finished(now, TaskOutcome::Cancelled);
+            let _ = self.pool.part().abort();
+            let now = self.rt.part_ref().now();
+            while self.pool.part().current_concurrency() > 0 {
+                self.pool
+                    .part()
+                    .handle_task_finished(now, TaskOutcome::Cancelled);
             }
-            let _ = self.pool.end_run(now);
+            let _ = self.pool.part().end_run(now);
             let sh = &self.handle.shared;
             sh.current.store(0, Ordering::Release);
             sh.running.store(0, Ordering::Release);
@@ -495,14 +523,15 @@ fn finish<P: ScalingPolicy, E>(
 /// What a task that left its slot means for the run: a timeout or cancellation the driver asked for
 /// outranks whatever the task returned on its way out.
 #[inline]
-fn outcome_of<O: Into<Outcome>, E>(
-    ended: Ended<Result<Result<O, E>, TaskPanic>>,
-) -> (TaskOutcome, Option<PoolError<E>>) {
+fn outcome_of<F: TaskFns>(
+    ended: Ended<TaskResult<F>>,
+    fns: &mut F,
+) -> (TaskOutcome, Option<PoolError<F::Error>>) {
     match ended.output {
         _ if ended.timed_out => (TaskOutcome::TimedOut, None),
         _ if ended.cancelling => (TaskOutcome::Cancelled, None),
         Ok(Ok(o)) => (
-            match o.into() {
+            match fns.task_ended(o) {
                 Outcome::Succeeded => TaskOutcome::Succeeded,
                 Outcome::Throttled { retry_after } => TaskOutcome::Throttled { retry_after },
                 Outcome::Failed => TaskOutcome::Unsuccessful,

@@ -68,7 +68,7 @@ impl<T: Future> Slots<T> {
 
     /// Puts `task`, started at `now`, in a slot, to be cancelled at `deadline`, and polls it at once, so a task
     /// that completes on its first poll needs no second trip through the driver's loop.
-    #[inline]
+    #[inline(always)]
     pub(super) fn start(
         &mut self,
         task: T,
