@@ -98,6 +98,7 @@ const RATIOS: &[(&str, &str, &str)] = &[
     ("cpu_bound", "pool_tokio_inplace", "tokio_joinset"),
     ("idle", "pool_tokio_default", "crawlee_python"),
     ("idle", "pool_tokio_default", "crawlee_js"),
+    ("crawl_local", "queue", "closures"),
 ];
 
 /// Absolute figures the summary lists with the ratios: (key, workload, implementation).
@@ -188,6 +189,8 @@ enum Runner {
     Python(&'static str, Vec<String>),
     /// `node SCRIPT ARGS` in the peers' npm folder.
     Node(&'static str, Vec<String>),
+    /// `crawl-client ARGS`, beside `pool-bench`.
+    Crawl(Vec<String>),
 }
 
 /// What one measurement yields: result rows named (workload, key in the output line, unit).
@@ -236,7 +239,18 @@ struct Peers {
 
 /// Builds and runs every measurement, prints the tables and writes the summary (and the docs).
 pub(crate) fn run(root: &Path, opts: Options) -> Result<ExitCode> {
-    run_command(cargo(root).args(["build", "--release", "-p", "pool-bench"]))?;
+    run_command(cargo(root).args([
+        "build",
+        "--release",
+        "-p",
+        "pool-bench",
+        "-p",
+        "crawl-demo",
+        "--bin",
+        "pool-bench",
+        "--bin",
+        "crawl-client",
+    ]))?;
     let target = target_dir(root);
     let bin = target.join("release").join("pool-bench");
     let peers = Peers::prepare(root, &target.join("peers"));
@@ -429,6 +443,21 @@ fn workloads(opts: Options) -> Vec<Workload> {
         parallel: false,
         entries,
     });
+    // The crawl demo's site in process, crawled by the default builder on the queue and on three closures.
+    let pages: u64 = if opts.quick { 1_000 } else { 3_000 };
+    let entries = ["queue", "closures"]
+        .iter()
+        .map(|&i| {
+            let args = strings(&[&"local", &"--crawler", &i, &"--pages", &pages]);
+            (i, pages, Runner::Crawl(args))
+        })
+        .collect();
+    plan.push(Workload {
+        figures: &[("crawl_local", "pages_per_s", "pages_per_s")],
+        concurrency: 0,
+        parallel: false,
+        entries,
+    });
     let iterations: u64 = if opts.quick { 500 } else { 2_000 };
     plan.push(Workload {
         figures: &[
@@ -523,6 +552,11 @@ fn start(runner: &Runner, bin: &Path, peers: &Peers, log: &Path) -> Result<Child
     let mut cmd = match runner {
         Runner::Bench(args) => {
             let mut c = Command::new(bin);
+            c.args(args);
+            c
+        }
+        Runner::Crawl(args) => {
+            let mut c = Command::new(bin.with_file_name("crawl-client"));
             c.args(args);
             c
         }

@@ -5,7 +5,8 @@ use std::path::Path;
 
 use plotters::prelude::*;
 
-use crate::site::{PolicyChoice, SiteConfig};
+use crate::crawler::PolicyChoice;
+use crate::site::SiteConfig;
 
 /// One reading, taken every 250 ms while the pool runs.
 #[derive(Clone, Copy, Debug)]

@@ -1,7 +1,8 @@
 //! `crawl-client`: the Rust side of `cargo xtask crawl-bench`. `write-site` writes the crawl demo's site as
 //! static pages for a real web server; `run` crawls such a site once with one system (the default policy,
 //! `.crawlee_parity()`, or a fixed concurrency) and writes what happened as JSON: pages per second, the 429s
-//! it drew, and a timeline of concurrency and progress.
+//! it drew, and a timeline of concurrency and progress. `local` crawls the demo's own site, served in this
+//! process, with the queue crawler or the three-closure one, for `cargo xtask bench`.
 
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
@@ -9,7 +10,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
-use crawl_demo::site::{self, CrawlOptions, Crawler, PolicyChoice, SiteConfig};
+use crawl_demo::crawler::{self, CrawlOptions, Crawler, PolicyChoice};
+use crawl_demo::site::{self, Site, SiteConfig};
 use pool_tokio::{ConcurrencySettings, SensorSettings};
 use serde::Serialize;
 
@@ -56,6 +58,26 @@ enum Command {
         #[arg(long, default_value = "300")]
         timeout_s: u64,
     },
+    /// Crawl the demo's site, served in this process on 127.0.0.1, once with the default builder; print
+    /// `pages_per_s`.
+    Local {
+        /// queue (the crawl demo's crawler, on `CrawlQueue`) or closures (the seed's three task functions).
+        #[arg(long)]
+        crawler: CrawlerChoice,
+        /// Pages on the site.
+        #[arg(long, default_value = "3000")]
+        pages: u32,
+        /// The site's latency at or below its knee (32 in flight; 429 above 48), in ms.
+        #[arg(long, default_value = "50")]
+        latency_ms: u64,
+    },
+}
+
+/// Which crawler `local` runs.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum CrawlerChoice {
+    Queue,
+    Closures,
 }
 
 /// One crawl, as `crawl-bench` reads it.
@@ -85,6 +107,28 @@ struct Point {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     match Cli::parse().command {
+        Command::Local {
+            crawler,
+            pages,
+            latency_ms,
+        } => {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()?;
+            let config = SiteConfig {
+                pages,
+                capacity: 48,
+                knee: 32,
+                base_latency: Duration::from_millis(latency_ms),
+            };
+            let (wall, done) = rt.block_on(local(crawler, config))?;
+            println!(
+                "crawl-client crawler={crawler:?} pages={done} wall_s={wall:.3} pages_per_s={:.1}",
+                f64::from(done) / wall
+            );
+            Ok(())
+        }
         Command::WriteSite { dir, pages, bytes } => {
             site::write_static_site(&site_config(pages), &dir, bytes)?;
             Ok(())
@@ -109,6 +153,41 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             Ok(())
         }
     }
+}
+
+/// Crawls the demo's site, served in this process, with `choice`; returns the wall time and pages fetched.
+async fn local(
+    choice: CrawlerChoice,
+    config: SiteConfig,
+) -> Result<(f64, u32), Box<dyn std::error::Error>> {
+    let site = Site::start(config).await?;
+    let crawler = Crawler::new(site.addr(), config.pages);
+    let options = CrawlOptions {
+        policy: PolicyChoice::Adaptive,
+        concurrency: ConcurrencySettings::default(),
+        autoscale_interval: Duration::from_secs(1),
+        max_attempts: 10_000,
+        request_timeout: Duration::from_secs(30),
+        cpu: SensorSettings::default().cpu,
+    };
+    let started = Instant::now();
+    let crawl = async {
+        match choice {
+            CrawlerChoice::Queue => crawler::crawl(crawler.clone(), options, drop).await,
+            CrawlerChoice::Closures => {
+                crawler::crawl_closures(crawler.clone(), options, drop).await
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(300), crawl)
+        .await
+        .map_err(|_| "the crawl did not finish within 300 s")??;
+    let wall = started.elapsed().as_secs_f64();
+    let done = crawler.done.load(Ordering::Relaxed);
+    if done != u64::from(config.pages) {
+        return Err(format!("fetched {done} of {} pages", config.pages).into());
+    }
+    Ok((wall, config.pages))
 }
 
 /// The link layout of the site; only `pages` matters to the crawler (the server's own limits do the rest).
@@ -142,7 +221,7 @@ async fn run(
     let timeline = Arc::new(Mutex::new(Vec::new()));
     let started = Instant::now();
     let (tl, c) = (timeline.clone(), crawler.clone());
-    let crawl = site::crawl(crawler.clone(), options, move |handle| {
+    let crawl = crawler::crawl(crawler.clone(), options, move |handle| {
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_millis(100));
             loop {

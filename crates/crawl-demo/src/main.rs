@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 
 use clap::{CommandFactory, Parser};
 use crawl_demo::chart::{self, Sample};
-use crawl_demo::site::{self, CrawlOptions, Crawler, PolicyChoice, Site, SiteConfig};
+use crawl_demo::crawler::{self, CrawlOptions, Crawler, PolicyChoice};
+use crawl_demo::site::{Site, SiteConfig};
 use indicatif::{ProgressBar, ProgressStyle};
 use pool_tokio::{ConcurrencySettings, CpuMode, Handle, SystemInfo};
 
@@ -192,7 +193,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let samples: Samples = Arc::default();
     let started = Instant::now();
     let mut sampler = None;
-    let report = site::crawl(crawler.clone(), options, |handle| {
+    let report = crawler::crawl(crawler.clone(), options, |handle| {
         sampler = Some(tokio::spawn(sample(
             handle,
             crawler.clone(),

@@ -6,7 +6,8 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crawl_demo::site::{self, CrawlOptions, Crawler, PolicyChoice, Site, SiteConfig};
+use crawl_demo::crawler::{self, CrawlOptions, Crawler, PolicyChoice};
+use crawl_demo::site::{Site, SiteConfig};
 use pool_tokio::{ConcurrencySettings, CpuMode};
 
 async fn crawl_small_site(policy: PolicyChoice) {
@@ -33,7 +34,7 @@ async fn crawl_small_site(policy: PolicyChoice) {
     };
     let handle = Arc::new(Mutex::new(None));
     let h = handle.clone();
-    let run = site::crawl(crawler.clone(), options, move |handle| {
+    let run = crawler::crawl(crawler.clone(), options, move |handle| {
         *h.lock().unwrap() = Some(handle)
     });
     // The crawl takes a few seconds alone; the bound leaves room for a busy two-core machine.

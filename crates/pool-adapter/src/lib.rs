@@ -47,10 +47,11 @@ pub mod api {
     pub use pool_core::metrics;
     pub use pool_core::{
         AdaptivePolicy, AdaptiveSettings, Autoscaled, AutoscaledStreamExt, ConcurrencySettings,
-        ConfigError, CrawleePolicy, DrainTimeout, Event, EventSink, FnSink, Handle, MemoryBudget,
-        Outcome, PoolConfig, PoolError, Refusal, RunError, RunReport, ScaleDecision, ScalingPolicy,
-        ScalingSettings, SignalId, SnapshotSettings, StatusRecord, StatusSettings, SystemInfo,
-        TaskCounts, TaskMode, TaskPanic, ThrottleSettings, TimeoutPolicy, TracingSink,
+        ConfigError, CrawlQueue, CrawlReport, CrawleePolicy, Ctx, DrainTimeout, Event, EventSink,
+        FailedItem, FnSink, Handle, MemoryBudget, Outcome, PoolConfig, PoolError, Refusal,
+        RetrySettings, RunError, RunReport, ScaleDecision, ScalingPolicy, ScalingSettings,
+        SignalId, SnapshotSettings, StatusRecord, StatusSettings, SystemInfo, TaskCounts, TaskMode,
+        TaskPanic, ThrottleSettings, TimeoutPolicy, TracingSink,
     };
     pub use pool_sensors::{
         ClientErrors, CpuMode, LoadSignal, SensorSettings, SystemSensors,

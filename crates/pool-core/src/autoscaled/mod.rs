@@ -6,10 +6,11 @@
 //! is decided here, in the core.
 //!
 //! `builder.rs` holds the [`Builder`]; `mode.rs` the task modes; `sleep.rs` a runtime-neutral sleep;
-//! `stream.rs` the stream combinator, [`AutoscaledStreamExt`].
+//! `stream.rs` the stream combinator, [`AutoscaledStreamExt`]; `queue/` the [`CrawlQueue`].
 
 mod builder;
 mod mode;
+mod queue;
 mod sleep;
 mod stream;
 
@@ -28,6 +29,7 @@ use crate::time::Instant;
 
 pub use builder::{Builder, BuiltPool};
 pub use mode::{DrainTimeout, Launcher, TaskMode};
+pub use queue::{CrawlQueue, CrawlReport, Ctx, FailedItem, RetrySettings};
 pub use sleep::{Sleep, sleep};
 pub use stream::{Autoscaled, AutoscaledStreamExt, Done, ItemTask};
 

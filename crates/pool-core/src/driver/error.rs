@@ -4,6 +4,8 @@ use alloc::string::String;
 use core::fmt;
 use core::time::Duration;
 
+use crate::config::ConfigError;
+
 /// A task or task function panicked; the message is what `panic!` was given.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TaskPanic {
@@ -35,7 +37,8 @@ impl fmt::Display for TaskPanic {
 impl core::error::Error for TaskPanic {}
 
 /// Why a run failed. The user's error type `E` comes out unchanged in [`PoolError::Task`].
-#[derive(Debug, PartialEq, Eq)]
+// Not `Eq`: `ConfigError` carries ratios.
+#[derive(Debug, PartialEq)]
 #[non_exhaustive]
 pub enum PoolError<E> {
     /// `run_task`, `is_task_ready` or `is_finished` returned this error first.
@@ -49,6 +52,9 @@ pub enum PoolError<E> {
     /// This [`Run`](crate::driver::Run) was polled again after it completed; the poll that completed it
     /// returned its result. Awaiting a run consumes it, so only code that polls a run by hand sees this.
     RunEnded,
+    /// The settings did not validate. Only the crawl queue, which builds its pool when the crawl starts,
+    /// returns this; a built pool's settings were checked at `build`.
+    Config(ConfigError),
 }
 
 impl<E: fmt::Display> fmt::Display for PoolError<E> {
@@ -61,6 +67,7 @@ impl<E: fmt::Display> fmt::Display for PoolError<E> {
             PoolError::RunEnded => {
                 f.write_str("the run already ended; the poll that ended it returned its result")
             }
+            PoolError::Config(e) => write!(f, "invalid pool settings: {e}"),
         }
     }
 }
@@ -69,6 +76,7 @@ impl<E: core::error::Error + 'static> core::error::Error for PoolError<E> {
     fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
         match self {
             PoolError::Task(e) => Some(e),
+            PoolError::Config(e) => Some(e),
             _ => None,
         }
     }
