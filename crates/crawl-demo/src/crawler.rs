@@ -209,17 +209,14 @@ fn http_client() -> HttpClient {
 
 /// The builder `options` describe, before the task functions.
 fn builder(options: CrawlOptions) -> Builder<(), (), (), SystemSensors> {
-    let sensors = SystemSensors::new(SensorSettings {
-        cpu: options.cpu,
-        ..SensorSettings::default()
-    });
+    let sensors = SystemSensors::new(SensorSettings::default().with_cpu(options.cpu));
     let builder = AutoscaledPool::builder()
         .concurrency_settings(options.concurrency)
-        .scaling_settings(ScalingSettings {
-            autoscale_interval: options.autoscale_interval,
-            status_log_interval: None,
-            ..ScalingSettings::default()
-        })
+        .scaling_settings(
+            ScalingSettings::default()
+                .with_autoscale_interval(options.autoscale_interval)
+                .with_status_log_interval(None),
+        )
         .events(())
         .sensors(sensors);
     match options.policy {

@@ -46,12 +46,12 @@ pub mod api {
     #[cfg(feature = "metrics")]
     pub use pool_core::metrics;
     pub use pool_core::{
-        AdaptivePolicy, AdaptiveSettings, Autoscaled, AutoscaledStreamExt, ConcurrencySettings,
-        ConfigError, CrawlQueue, CrawlReport, CrawleePolicy, Ctx, DrainTimeout, Event, EventSink,
-        FailedItem, FnSink, Handle, MemoryBudget, Outcome, PoolConfig, PoolError, Refusal,
-        RetrySettings, RunError, RunReport, ScaleDecision, ScalingPolicy, ScalingSettings,
-        SignalId, SnapshotSettings, StatusRecord, StatusSettings, SystemInfo, TaskCounts, TaskMode,
-        TaskPanic, ThrottleSettings, TimeoutPolicy, TracingSink,
+        AdaptivePolicy, AdaptiveSettings, Autoscaled, AutoscaledStreamExt, BoxTaskFns,
+        ConcurrencySettings, ConfigError, CrawlQueue, CrawlReport, CrawleePolicy, Ctx,
+        DrainTimeout, Event, EventSink, FailedItem, FnSink, Handle, MemoryBudget, Outcome,
+        PoolConfig, PoolError, Refusal, RetrySettings, RunError, RunReport, ScaleDecision,
+        ScalingPolicy, ScalingSettings, SignalId, SnapshotSettings, StatusRecord, StatusSettings,
+        SystemInfo, TaskCounts, TaskMode, TaskPanic, ThrottleSettings, TimeoutPolicy, TracingSink,
     };
     pub use pool_sensors::{
         ClientErrors, CpuMode, LoadSignal, SensorSettings, SystemSensors,
@@ -62,7 +62,7 @@ pub mod api {
 // The macro's paths go through here, so an adapter needs no direct dependency to expand it.
 #[doc(hidden)]
 pub mod __private {
-    pub use pool_core::{AutoscaledPool, Builder, DefaultRuntime};
+    pub use pool_core::{AutoscaledPool, BoxTaskFns, Builder, DefaultRuntime};
     pub use pool_sensors::{SensorSettings, SystemSensors};
 }
 
@@ -80,6 +80,14 @@ macro_rules! adapter_api {
         #[doc = concat!("An autoscaled pool on ", $name, ". Build one with `AutoscaledPool::builder()`.")]
         pub type AutoscaledPool<Fns = (), Se = ()> =
             $crate::__private::AutoscaledPool<$runtime, Fns, Se>;
+
+        #[doc = concat!("A built pool on ", $name, " with the default sensors whose type a struct can name: ")]
+        #[doc = "what `Builder::build_boxed` returns, with the task functions' error `E` and success `O`."]
+        pub type DynPool<E, O = ()> = $crate::__private::AutoscaledPool<
+            $runtime,
+            $crate::__private::BoxTaskFns<E, O>,
+            $crate::__private::SystemSensors,
+        >;
 
         #[doc = concat!("The builder `AutoscaledPool::builder()` returns on ", $name, ".")]
         pub type Builder<R = (), T = (), F = (), Se = ()> =

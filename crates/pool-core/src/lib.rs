@@ -86,8 +86,8 @@ pub mod trace;
 pub use adaptive::{AdaptivePolicy, AdaptiveSettings};
 #[cfg(feature = "std")]
 pub use autoscaled::{
-    Autoscaled, AutoscaledPool, AutoscaledStreamExt, BoxPolicy, Builder, CrawlQueue, CrawlReport,
-    Ctx, DrainTimeout, FailedItem, RetrySettings, TaskMode, sleep,
+    Autoscaled, AutoscaledPool, AutoscaledStreamExt, BoxPolicy, BoxTaskFns, Builder, CrawlQueue,
+    CrawlReport, Ctx, DrainTimeout, FailedItem, RetrySettings, TaskMode, sleep,
 };
 pub use config::{
     ConcurrencySettings, ConfigError, MemoryBudget, PoolConfig, ScalingSettings, SnapshotSettings,

@@ -25,16 +25,9 @@ fn ms(m: u64) -> Duration {
     Duration::from_millis(m)
 }
 
-/// Exactly these bounds (a struct, as Crawlee's constructors take them; `with_max` would bring desired down).
+/// Exactly these bounds (as Crawlee's constructors take them; `with_max` would bring desired down).
 fn config(min: usize, desired: usize, max: usize) -> PoolConfig {
-    let mut c = PoolConfig::default();
-    c.concurrency = ConcurrencySettings {
-        min_concurrency: min,
-        desired_concurrency: desired,
-        max_concurrency: max,
-        ..ConcurrencySettings::default()
-    };
-    c
+    PoolConfig::default().with_concurrency(ConcurrencySettings::new(min, desired, max))
 }
 
 fn pool(min: usize, desired: usize, max: usize) -> Pool {
@@ -147,12 +140,7 @@ fn py_concurrency_settings_rule_1_min_concurrency_must_be_1_or_larger() {
 #[test]
 fn py_concurrency_settings_rule_2_max_below_min() {
     rule(
-        ConcurrencySettings {
-            min_concurrency: 5,
-            desired_concurrency: 5,
-            max_concurrency: 4,
-            ..ConcurrencySettings::default()
-        },
+        ConcurrencySettings::new(5, 5, 4),
         ConfigError::MaxBelowMin,
         "max_concurrency cannot be less than min_concurrency",
     );
@@ -170,13 +158,12 @@ fn py_concurrency_settings_rule_3_desired_below_min() {
 
 #[test]
 fn py_concurrency_settings_rule_4_desired_above_max() {
-    // Likewise `max_concurrency=4` alone breaks rule 4. Python's keyword constructor is our struct literal:
-    // `with_max` brings desired down with it instead (issue 12's review).
+    // Likewise `max_concurrency=4` alone breaks rule 4. Python's keyword constructor is our field
+    // assignment: `with_max` brings desired down with it instead (issue 12's review).
+    let mut max_only = ConcurrencySettings::default();
+    max_only.max_concurrency = 4;
     rule(
-        ConcurrencySettings {
-            max_concurrency: 4,
-            ..ConcurrencySettings::default()
-        },
+        max_only,
         ConfigError::DesiredAboveMax,
         "desired_concurrency cannot be greater than max_concurrency",
     );
@@ -194,19 +181,9 @@ fn py_concurrency_settings_rule_5_max_tasks_per_minute_positive() {
 #[test]
 fn py_concurrency_settings_rules_checked_in_order() {
     // min 0, max below min, desired above max and a zero rate: rule 1 is reported first.
-    let all_bad = ConcurrencySettings {
-        min_concurrency: 0,
-        max_concurrency: 0,
-        desired_concurrency: 3,
-        max_tasks_per_minute: Some(0),
-    };
+    let all_bad = ConcurrencySettings::new(0, 3, 0).with_max_tasks_per_minute(Some(0));
     assert_eq!(all_bad.validate(), Err(ConfigError::MinTooSmall));
-    let rules_2_to_5 = ConcurrencySettings {
-        min_concurrency: 5,
-        max_concurrency: 4,
-        desired_concurrency: 9,
-        max_tasks_per_minute: Some(0),
-    };
+    let rules_2_to_5 = ConcurrencySettings::new(5, 9, 4).with_max_tasks_per_minute(Some(0));
     assert_eq!(rules_2_to_5.validate(), Err(ConfigError::MaxBelowMin));
     assert_eq!(ConcurrencySettings::default().validate(), Ok(()));
 }
@@ -1145,11 +1122,9 @@ fn js_budget_max_tasks_per_minute() {
 
 #[test]
 fn js_budget_unlimited_rate() {
-    let mut pool = Pool::new(PoolConfig {
-        concurrency: ConcurrencySettings::fixed(1000),
-        ..PoolConfig::default()
-    })
-    .unwrap();
+    let mut pool =
+        Pool::new(PoolConfig::default().with_concurrency(ConcurrencySettings::fixed(1000)))
+            .unwrap();
     pool.start_run(T0).unwrap();
     for _ in 0..1000 {
         book(&mut pool, T0).unwrap();

@@ -139,14 +139,13 @@ fn py_cpu_is_not_overloaded() {
 #[test]
 fn py_get_system_info() {
     let mut c = PoolConfig::default();
-    c.status = StatusSettings {
-        current_window: mins(1),
-        history: secs(200),
-        cpu_overload_threshold: 0.5,
-        memory_overload_threshold: 0.5,
-        event_loop_overload_threshold: 0.5,
-        client_overload_threshold: 0.5,
-    };
+    c.status = StatusSettings::default()
+        .with_current_window(mins(1))
+        .with_history(secs(200))
+        .with_cpu_overload_threshold(0.5)
+        .with_memory_overload_threshold(0.5)
+        .with_event_loop_overload_threshold(0.5)
+        .with_client_overload_threshold(0.5);
     c.snapshot.max_used_cpu_ratio = 0.75;
     c.snapshot.max_used_memory_ratio = 0.8;
     // `Ratio(1.0)` makes each reading's total its budget, so a reading carries Crawlee's (current, max) pair.
@@ -573,14 +572,13 @@ struct JsSamples<'a> {
 /// `current` (pass `None` for JS's default, which covers every one of the 100).
 fn js_status(current: Option<Duration>, thresholds: [f64; 4]) -> StatusSettings {
     let [mem, event_loop, cpu, client] = thresholds;
-    StatusSettings {
-        current_window: current.unwrap_or(ms(120)),
-        history: ms(120),
-        cpu_overload_threshold: cpu,
-        memory_overload_threshold: mem,
-        event_loop_overload_threshold: event_loop,
-        client_overload_threshold: client,
-    }
+    StatusSettings::default()
+        .with_current_window(current.unwrap_or(ms(120)))
+        .with_history(ms(120))
+        .with_cpu_overload_threshold(cpu)
+        .with_memory_overload_threshold(mem)
+        .with_event_loop_overload_threshold(event_loop)
+        .with_client_overload_threshold(client)
 }
 
 /// Feeds 100 snapshots per chosen signal and returns the pool and the newest snapshot's time.

@@ -123,11 +123,10 @@ fn a_retry_after_holds_the_next_start_until_it_has_passed() {
 #[test]
 fn starts_after_throttles_are_spaced_with_growing_backoff_until_a_success() {
     let mut cfg = one_at_a_time();
-    cfg.throttle = ThrottleSettings {
-        backoff_base: ms(100),
-        backoff_max: ms(1000),
-        seed: 1,
-    };
+    cfg.throttle = ThrottleSettings::default()
+        .with_backoff_base(ms(100))
+        .with_backoff_max(ms(1000))
+        .with_seed(1);
     let case = Case::new(cfg);
     let (c, starts) = (Counters::default(), RefCell::new(Vec::new()));
     // Four throttles in a row, then successes.

@@ -242,10 +242,7 @@ fn invalid_settings_are_a_config_error_before_any_item_runs() {
     let queue = CrawlQueue::new();
     queue.push(1u32);
     let crawl = queue.crawl_local(
-        builder(&sim, 2).concurrency_settings(ConcurrencySettings {
-            min_concurrency: 5,
-            ..ConcurrencySettings::default().with_max(2)
-        }),
+        builder(&sim, 2).concurrency_settings(ConcurrencySettings::new(5, 2, 2)),
         |_item, _ctx| async { Ok::<(), String>(()) },
     );
     let result = sim.block_on(crawl).unwrap();

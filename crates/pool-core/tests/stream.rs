@@ -255,10 +255,7 @@ fn invalid_settings_are_refused_before_anything_runs() {
     });
     let err = items
         .autoscaled_local(
-            builder(&sim, 5, 5, 2).concurrency_settings(ConcurrencySettings {
-                min_concurrency: 5,
-                ..ConcurrencySettings::default().with_max(2)
-            }),
+            builder(&sim, 5, 5, 2).concurrency_settings(ConcurrencySettings::new(5, 2, 2)),
         )
         .unwrap_err();
     assert!(matches!(err, ConfigError::MaxBelowMin), "{err:?}");

@@ -79,6 +79,7 @@ pub mod vars {
 
 /// How the sensors measure: where `/` is, which process, what CPU means.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct SensorSettings {
     /// The directory read as `/` on Linux (`/` by default; a fixture tree in tests). Ignored elsewhere.
     pub root: PathBuf,

@@ -57,11 +57,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .with_desired(64)
                 .with_max(256),
         )
-        .scaling_settings(ScalingSettings {
-            autoscale_interval: Duration::from_millis(50),
-            status_log_interval: None,
-            ..Default::default()
-        })
+        .scaling_settings(
+            ScalingSettings::default()
+                .with_autoscale_interval(Duration::from_millis(50))
+                .with_status_log_interval(None),
+        )
         .task_timeout(Some(Duration::from_millis(20)))
         .run_task(move || {
             // The driver calls this only after `is_task_ready` said yes, one call at a time.

@@ -18,10 +18,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .with_desired(4)
                 .with_max(32),
         )
-        .scaling_settings(ScalingSettings {
-            autoscale_interval: Duration::from_millis(100),
-            ..Default::default()
-        })
+        .scaling_settings(
+            ScalingSettings::default().with_autoscale_interval(Duration::from_millis(100)),
+        )
         .run_task(move || {
             let job = take.lock().unwrap().pop_front();
             async move {

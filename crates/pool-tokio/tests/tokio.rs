@@ -307,10 +307,7 @@ fn the_autoscale_tick_belongs_with_the_policy_unless_one_is_set() {
     }
     let secs = Duration::from_secs;
     // Other scaling settings, or a whole configuration, leave the adaptive policy's 1 s tick alone.
-    let steps = ScalingSettings {
-        scale_up_step_ratio: 0.1,
-        ..ScalingSettings::default()
-    };
+    let steps = ScalingSettings::default().with_scale_up_step_ratio(0.1);
     assert_eq!(
         with(AutoscaledPool::builder().scaling_settings(steps)),
         secs(1)
@@ -320,10 +317,7 @@ fn the_autoscale_tick_belongs_with_the_policy_unless_one_is_set() {
         secs(1)
     );
     // An interval that says something is kept, and so is an explicit one.
-    let every_3s = ScalingSettings {
-        autoscale_interval: secs(3),
-        ..ScalingSettings::default()
-    };
+    let every_3s = ScalingSettings::default().with_autoscale_interval(secs(3));
     assert_eq!(
         with(AutoscaledPool::builder().scaling_settings(every_3s)),
         secs(3)

@@ -4,6 +4,7 @@ use core::time::Duration;
 
 /// The knobs of [`AdaptivePolicy`](super::AdaptivePolicy). The defaults are the ones the simulator suite was run with.
 #[derive(Clone, Copy, Debug, PartialEq)]
+#[non_exhaustive]
 pub struct AdaptiveSettings {
     /// Growth per tick during the ramp; above 1.
     pub ramp_factor: f64,
@@ -64,3 +65,22 @@ impl Default for AdaptiveSettings {
         }
     }
 }
+
+crate::config::with_setters!(AdaptiveSettings {
+    with_ramp_factor => ramp_factor: f64,
+    with_cut_factor => cut_factor: f64,
+    with_memory_cut_factor => memory_cut_factor: f64,
+    with_probe_step => probe_step: f64,
+    with_demand_ratio => demand_ratio: f64,
+    with_knee_efficiency => knee_efficiency: f64,
+    with_gain_share => gain_share: f64,
+    with_max_required_gain => max_required_gain: f64,
+    with_load_target => load_target: f64,
+    with_memory_load_target => memory_load_target: f64,
+    with_min_epoch => min_epoch: Duration,
+    with_epoch_completions => epoch_completions: u64,
+    with_max_epoch => max_epoch: Duration,
+    with_hold_epochs => hold_epochs: u32,
+    with_memory_ceiling_ttl => memory_ceiling_ttl: Duration,
+    with_seed => seed: u64,
+});

@@ -238,7 +238,14 @@ where
     pub fn build(self) -> Result<BuiltPool<Rt, R, T, F, Se>, ConfigError> {
         let (parts, (run_task, is_task_ready, is_finished)) = self.into_parts()?;
         let fns = crate::tasks::task_fns(run_task, is_task_ready, is_finished);
-        Ok(AutoscaledPool {
+        Ok(AutoscaledPool::from_parts(parts, fns))
+    }
+}
+
+impl<Rt, Fns, Se> AutoscaledPool<Rt, Fns, Se> {
+    /// A pool of the checked parts a builder made, running `fns`.
+    pub(super) fn from_parts(parts: Parts<Rt, Se>, fns: Fns) -> Self {
+        AutoscaledPool {
             config: parts.config,
             runtime: parts.runtime,
             handle: parts.handle,
@@ -249,7 +256,7 @@ where
                 sensors: parts.sensors,
                 sink: parts.sink,
             })),
-        })
+        }
     }
 }
 

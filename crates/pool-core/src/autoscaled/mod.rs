@@ -5,9 +5,10 @@
 //! a clock, a timer and a spawner plus type aliases: everything a user can observe about a pool's behaviour
 //! is decided here, in the core.
 //!
-//! `builder.rs` holds the [`Builder`]; `mode.rs` the task modes; `sleep.rs` a runtime-neutral sleep;
+//! `builder.rs` holds the [`Builder`]; `boxed.rs` the nameable [`BoxTaskFns`]; `mode.rs` the task modes; `sleep.rs` a runtime-neutral sleep;
 //! `stream.rs` the stream combinator, [`AutoscaledStreamExt`]; `queue/` the [`CrawlQueue`].
 
+mod boxed;
 mod builder;
 mod mode;
 mod queue;
@@ -27,6 +28,7 @@ use crate::seams::{EventSink, Runtime, Sensors, Spawn, TaskFns};
 use crate::status::SystemInfo;
 use crate::time::Instant;
 
+pub use boxed::BoxTaskFns;
 pub use builder::{Builder, BuiltPool};
 pub use mode::{DrainTimeout, Launcher, TaskMode};
 pub use queue::{CrawlQueue, CrawlReport, Ctx, FailedItem, RetrySettings};
@@ -111,6 +113,66 @@ where
             &mut inner.fns,
             &self.runtime,
             launcher,
+            &mut inner.sensors,
+            &mut *inner.sink,
+        )?;
+        self.runtime.drive(run).await
+    }
+}
+
+impl<Rt, Fns, Se> AutoscaledPool<Rt, Fns, Se>
+where
+    Rt: Runtime + Clone,
+    Fns: TaskFns,
+    Se: Sensors,
+{
+    /// Runs the pool with every task polled in place by the run's own future, whatever the task mode, so
+    /// tasks need not be `Send` or `'static` (an `Rc`, a `RefCell`, a borrow of the caller's data): for a
+    /// current-thread runtime, a `LocalSet`, or `smol::LocalExecutor`. Otherwise as [`run`](Self::run).
+    ///
+    /// # Errors
+    ///
+    /// As [`run`](Self::run).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::cell::Cell;
+    /// use std::rc::Rc;
+    /// use pool_core::testing::Sim;
+    /// use pool_core::Builder;
+    ///
+    /// let sim = Sim::new();
+    /// let left = Rc::new(Cell::new(30)); // not `Send`
+    /// let (a, b, c) = (left.clone(), left.clone(), left.clone());
+    /// let pool = Builder::new(sim.runtime().clone(), ())
+    ///     .run_task(move || {
+    ///         a.set(a.get() - 1);
+    ///         let a = a.clone();
+    ///         async move { let _still_here = a; Ok::<(), ()>(()) }
+    ///     })
+    ///     .is_task_ready(move || { let r = b.get() > 0; async move { Ok(r) } })
+    ///     .is_finished(move || { let f = c.get() == 0; async move { Ok(f) } })
+    ///     .build()
+    ///     .unwrap();
+    /// let report = sim.block_on(pool.run_local()).unwrap().unwrap();
+    /// assert_eq!(report.succeeded, 30);
+    /// ```
+    pub async fn run_local(&self) -> Result<RunReport, PoolError<Fns::Error>> {
+        let taken = self.inner.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let mut taken = Taken {
+            slot: &self.inner,
+            inner: Some(taken.ok_or(PoolError::AlreadyRunning)?),
+        };
+        let Some(inner) = taken.inner.as_mut() else {
+            return Err(PoolError::AlreadyRunning);
+        };
+        let run = Run::new(
+            &mut inner.pool,
+            &self.handle,
+            &mut inner.fns,
+            &self.runtime,
+            crate::driver::InPlace,
             &mut inner.sensors,
             &mut *inner.sink,
         )?;

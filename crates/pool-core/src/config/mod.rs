@@ -8,6 +8,10 @@ use core::time::Duration;
 
 use crate::snapshot::HISTORY_CAPACITY;
 
+mod setters;
+
+pub(crate) use setters::with_setters;
+
 /// Concurrency bounds and the start-rate cap.
 ///
 /// Defaults: min 1, max 100, desired 10, no rate cap (Crawlee for Python's `ConcurrencySettings`).
@@ -21,15 +25,17 @@ use crate::snapshot::HISTORY_CAPACITY;
 /// let capped = ConcurrencySettings::default().with_max(4);
 /// assert_eq!((capped.desired_concurrency, capped.validate()), (4, Ok(())));
 ///
-/// // A later call that contradicts it is an error, as is a struct that says desired > max (Crawlee for
+/// // A later call that contradicts it is an error, as is a field set to say desired > max (Crawlee for
 /// // Python's `ConcurrencySettings(max_concurrency=4)` raises too: its desired stays 10).
 /// let err = capped.with_desired(10).validate().unwrap_err();
 /// assert_eq!(err, ConfigError::DesiredAboveMax);
 /// assert_eq!(err.to_string(), "desired_concurrency cannot be greater than max_concurrency");
-/// let literal = ConcurrencySettings { max_concurrency: 4, ..ConcurrencySettings::default() };
-/// assert_eq!(literal.validate(), Err(ConfigError::DesiredAboveMax));
+/// let mut max_only = ConcurrencySettings::default();
+/// max_only.max_concurrency = 4;
+/// assert_eq!(max_only.validate(), Err(ConfigError::DesiredAboveMax));
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ConcurrencySettings {
     /// The floor for desired concurrency; under overload the pool still runs this many tasks.
     pub min_concurrency: usize,
@@ -53,6 +59,18 @@ impl Default for ConcurrencySettings {
 }
 
 impl ConcurrencySettings {
+    /// Exactly these bounds, no rate cap, checked only when the pool is built: Crawlee's keyword
+    /// constructor, `ConcurrencySettings(min_concurrency=.., desired_concurrency=.., max_concurrency=..)`.
+    /// [`with_max`](Self::with_max) and the other setters keep the bounds consistent instead.
+    pub const fn new(min: usize, desired: usize, max: usize) -> Self {
+        ConcurrencySettings {
+            min_concurrency: min,
+            desired_concurrency: desired,
+            max_concurrency: max,
+            max_tasks_per_minute: None,
+        }
+    }
+
     /// Sets `min_concurrency`.
     #[must_use]
     pub fn with_min(mut self, n: usize) -> Self {
@@ -123,6 +141,7 @@ impl ConcurrencySettings {
 /// Defaults: a tick every 10 s, scale up only when at least 90 % of desired is running, steps of 5 %, a status
 /// record every 60 s.
 #[derive(Clone, Copy, Debug, PartialEq)]
+#[non_exhaustive]
 pub struct ScalingSettings {
     /// Period of the autoscale tick. The first tick happens as the run starts.
     pub autoscale_interval: Duration,
@@ -153,6 +172,7 @@ impl Default for ScalingSettings {
 /// Defaults: current window 5 s (gates each start), history 30 s (drives autoscaling), thresholds cpu 0.4,
 /// memory 0.2, event loop 0.6, client 0.3.
 #[derive(Clone, Copy, Debug, PartialEq)]
+#[non_exhaustive]
 pub struct StatusSettings {
     /// The window, ending now, that decides whether a task may start.
     pub current_window: Duration,
@@ -196,6 +216,7 @@ pub enum MemoryBudget {
 /// memory over 0.97; event-loop delay over 50 ms at a 500 ms probe; more than 1 new client error per 1 s
 /// probe; sensors read every second.
 #[derive(Clone, Copy, Debug, PartialEq)]
+#[non_exhaustive]
 pub struct SnapshotSettings {
     /// A CPU reading above this ratio is overloaded; in (0, 1].
     pub max_used_cpu_ratio: f64,
@@ -255,6 +276,7 @@ pub enum TimeoutPolicy {
 ///
 /// Defaults: 100 ms, doubling to 10 s at most.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ThrottleSettings {
     /// The wait after the first throttle of a streak.
     pub backoff_base: Duration,
@@ -276,6 +298,7 @@ impl Default for ThrottleSettings {
 
 /// Everything the machine needs, validated as a whole by [`PoolConfig::validate`].
 #[derive(Clone, Copy, Debug, PartialEq, Default)]
+#[non_exhaustive]
 pub struct PoolConfig {
     /// Concurrency bounds and the rate cap.
     pub concurrency: ConcurrencySettings,
