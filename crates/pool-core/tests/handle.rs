@@ -62,3 +62,32 @@ fn a_run_polled_again_after_it_completed_answers_run_ended() {
         "the run already ended; the poll that ended it returned its result"
     );
 }
+
+#[test]
+fn a_pause_requested_by_a_starting_task_binds_the_next_start_not_the_next_batch() {
+    // Eight slots free and readiness always yes: the driver starts in batches, and the fourth start pauses
+    // the pool from inside `run_task`. Nothing may start after it.
+    let case = Case::new(config(1, 8, 8));
+    let c = Counters::default();
+    let handle = case.handle.clone();
+    let sim = &case.sim;
+    let mut fns = task_fns(
+        || {
+            bump(&c.started);
+            if c.started.get() == 4 {
+                handle.pause();
+            }
+            let s = sim.sleep(ms(10));
+            async {
+                s.await;
+                bump(&c.done);
+                Ok::<(), Boom>(())
+            }
+        },
+        answers(|| true),
+        answers(|| c.done.get() >= 4),
+    );
+    case.run(&mut fns).unwrap();
+    drop(fns);
+    assert_eq!(c.started.get(), 4);
+}

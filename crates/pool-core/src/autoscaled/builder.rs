@@ -25,8 +25,27 @@ impl<Rt: DefaultRuntime> AutoscaledPool<Rt, (), ()> {
     ///
     /// # Examples
     ///
-    /// See the adapters (`pool-tokio`, `pool-smol`, `pool-async-std`), which export this type for their
-    /// runtime.
+    /// Each adapter (`pool-tokio`, `pool-smol`, `pool-async-std`) exports this type for its runtime, so on
+    /// tokio it is `pool_tokio::AutoscaledPool::builder()`. The same builder on the virtual-time harness's
+    /// runtime, which has no spawner, runs in place:
+    ///
+    /// ```
+    /// use std::cell::Cell;
+    /// use pool_core::testing::Sim;
+    /// use pool_core::{Builder, ConcurrencySettings};
+    ///
+    /// let sim = Sim::new();
+    /// let left = Cell::new(100);
+    /// let pool = Builder::new(sim.runtime().clone(), ())
+    ///     .concurrency_settings(ConcurrencySettings::default().with_max(20))
+    ///     .run_task(|| { left.set(left.get() - 1); async { Ok::<(), ()>(()) } })
+    ///     .is_task_ready(|| { let r = left.get() > 0; async move { Ok(r) } })
+    ///     .is_finished(|| { let f = left.get() == 0; async move { Ok(f) } })
+    ///     .build()
+    ///     .unwrap();
+    /// let report = sim.block_on(pool.run_local()).unwrap().unwrap();
+    /// assert_eq!(report.succeeded, 100);
+    /// ```
     pub fn builder() -> Builder<Rt, (), (), (), Rt::Sensors> {
         let rt = Rt::create();
         let sensors = rt.default_sensors();

@@ -63,6 +63,48 @@ pub struct TaskCounts {
 
 /// A cloneable, thread-safe handle to a pool: pause, resume, abort, notify, setters and counters, usable
 /// from inside tasks and from other threads.
+///
+/// # Examples
+///
+/// A task that lowers the ceiling and then pauses the pool, in virtual time:
+///
+/// ```
+/// use core::time::Duration;
+/// use std::cell::Cell;
+/// use pool_core::testing::Sim;
+/// use pool_core::{task_fns, ConcurrencySettings, Handle, InPlace, Pool, PoolConfig, Run};
+///
+/// let sim = Sim::new();
+/// let config = PoolConfig::default().with_concurrency(ConcurrencySettings::new(1, 8, 8));
+/// let mut pool = Pool::new(config).unwrap();
+/// let handle = Handle::new(&pool);
+/// let started = Cell::new(0);
+/// let mut fns = task_fns(
+///     || {
+///         started.set(started.get() + 1);
+///         if started.get() == 20 {
+///             handle.set_max_concurrency(2).unwrap();
+///             handle.pause();
+///         }
+///         let slept = sim.sleep(Duration::from_millis(10));
+///         async move { slept.await; Ok::<(), ()>(()) }
+///     },
+///     || async { Ok(true) },
+///     || async { Ok(false) },
+/// );
+/// let run = Run::new(&mut pool, &handle, &mut fns, sim.runtime(), InPlace, (), ()).unwrap();
+/// let stop = async {
+///     sim.sleep(Duration::from_secs(1)).await;
+///     // Paused since the 20th start; a request from outside ends the run.
+///     assert!(handle.is_paused());
+///     assert_eq!(handle.max_concurrency(), 2);
+///     handle.abort().await.unwrap();
+/// };
+/// let (report, ()) = sim.block_on(futures_lite::future::zip(run, stop)).unwrap();
+/// let report = report.unwrap();
+/// assert!(report.aborted);
+/// assert_eq!(report.started, 20);
+/// ```
 #[derive(Clone, Debug)]
 pub struct Handle {
     pub(super) shared: Arc<Shared>,

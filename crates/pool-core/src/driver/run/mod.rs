@@ -184,10 +184,20 @@ where
         self.fns.part()
     }
 
-    #[inline]
+    /// Applies the handle's pending requests. The check is inlined into the hot loops; the work is not, as
+    /// requests are rare.
+    #[inline(always)]
     fn apply_control(&mut self, now: Instant) {
+        if self.handle.shared.dirty.load(Ordering::Relaxed) {
+            self.apply_requests(now);
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn apply_requests(&mut self, now: Instant) {
         let sh = &self.handle.shared;
-        if !sh.dirty.load(Ordering::Relaxed) || !sh.dirty.swap(false, Ordering::AcqRel) {
+        if !sh.dirty.swap(false, Ordering::AcqRel) {
             return;
         }
         let paused = sh.paused.load(Ordering::Acquire);

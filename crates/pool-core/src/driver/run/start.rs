@@ -37,6 +37,9 @@ where
     pub(super) fn step_start(&mut self, cx: &mut Context<'_>, now: Instant) -> bool {
         let mut progress = false;
         for _ in 0..START_BATCH {
+            // A request made by the task just started (a pause, a lower ceiling) binds the next start, not
+            // the next batch; with no request pending this is one relaxed load.
+            self.apply_control(now);
             match self.start_once(cx, now) {
                 Step::Launched => progress = true,
                 Step::Changed => return true,
