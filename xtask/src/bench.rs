@@ -151,6 +151,7 @@ const TARGETS: &[(&str, bool, f64)] = &[
         true,
         1.0,
     ),
+    ("crawl_local.queue_vs_closures", true, 0.95),
     ("cpu_bound.pool_tokio_default_vs_tokio_joinset", true, 0.95),
     ("idle.pool_tokio_default_vs_crawlee_python", false, 0.04),
     ("noop_c100.pool_tokio_default_vs_crawlee_js", true, 5.0),
