@@ -94,6 +94,36 @@ where
     ///
     /// The first task or task-function error, unchanged, in [`PoolError::Task`]; a panic as
     /// [`PoolError::Panicked`]; [`PoolError::AlreadyRunning`] if a run is active.
+    ///
+    /// # Examples
+    ///
+    /// On the virtual-time harness, whose `&Sim` is a runtime with a spawner (on tokio, the builder is
+    /// `pool_tokio::AutoscaledPool::builder()` and the run is awaited in an async function):
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::sync::atomic::{AtomicU32, Ordering};
+    /// use pool_core::testing::Sim;
+    /// use pool_core::{Builder, PoolError};
+    ///
+    /// let sim = Sim::new();
+    /// let left = Arc::new(AtomicU32::new(50));
+    /// let (a, b, c) = (left.clone(), left.clone(), left.clone());
+    /// let pool = Builder::new(&sim, ())
+    ///     .run_task(move || {
+    ///         let n = a.fetch_sub(1, Ordering::SeqCst);
+    ///         async move { if n == 7 { Err("page 7 is gone") } else { Ok(()) } }
+    ///     })
+    ///     .is_task_ready(move || { let r = b.load(Ordering::SeqCst) > 0; async move { Ok(r) } })
+    ///     .is_finished(move || { let f = c.load(Ordering::SeqCst) == 0; async move { Ok(f) } })
+    ///     .build()
+    ///     .unwrap();
+    /// // The first error ends the run, unchanged; the running tasks finish first.
+    /// let ended = sim.block_on(pool.run()).unwrap();
+    /// assert_eq!(ended.unwrap_err(), PoolError::Task("page 7 is gone"));
+    /// // The pool is free for another run once this one has ended.
+    /// assert!(!pool.handle().is_running());
+    /// ```
     pub async fn run(&self) -> Result<RunReport, PoolError<Fns::Error>> {
         let taken = self.inner.lock().unwrap_or_else(|e| e.into_inner()).take();
         let mut taken = Taken {

@@ -15,6 +15,7 @@ use super::clock::{Sleep, TestRuntime, VirtualClock};
 use super::executor::{Flag, ManualExecutor, Task, poll_once};
 use crate::driver::{EventSink, InPlace, Launch, Spawn, TaskPanic};
 use crate::pool::Event;
+use crate::seams::{Clock, Runtime};
 use crate::time::Instant;
 
 /// The simulation stalled: nothing could run and no timer was armed, or the time limit passed.
@@ -179,6 +180,22 @@ fn finish<T>(state: &Rc<RefCell<JoinState<T>>>, out: Result<T, TaskPanic>) {
     };
     if let Some(w) = waker {
         w.wake();
+    }
+}
+
+/// The simulation's clock, so `&Sim` is a whole runtime (clock, timers and spawner): what
+/// `Builder::new(&sim, ())` needs for `AutoscaledPool::run` in virtual time.
+impl Clock for &Sim {
+    fn now(&self) -> Instant {
+        self.runtime.now()
+    }
+}
+
+/// The simulation's timers.
+impl Runtime for &Sim {
+    type Timer = <TestRuntime as Runtime>::Timer;
+    fn timer(&self, at: Instant) -> Self::Timer {
+        self.runtime.timer(at)
     }
 }
 
