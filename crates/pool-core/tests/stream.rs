@@ -2,7 +2,7 @@
 //! panics, outcomes, aborts and bad settings.
 
 use core::time::Duration;
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use futures_lite::{StreamExt, stream};
@@ -296,4 +296,49 @@ fn the_default_policy_scales_the_stream_up_from_its_desired_concurrency() {
             .report()
             .map(|r| r.as_ref().map_err(|e: &PoolError<_>| e.to_string()))
     );
+}
+
+#[test]
+fn throttled_attempts_are_retried_up_to_the_limit_and_only_each_items_last_result_comes_out() {
+    let sim = Sim::new();
+    let attempts = RefCell::new(std::collections::HashMap::<u32, u32>::new());
+    // Item 0 is throttled on every attempt; odd items on their first; the rest are served at once.
+    let results = stream::iter(0..20u32)
+        .autoscaled_retrying(
+            Builder::new(&sim, ()).concurrency_settings(
+                ConcurrencySettings::default()
+                    .with_max(4)
+                    .with_min(4)
+                    .with_desired(4),
+            ),
+            2,
+            |(_, status): &(u32, u16)| {
+                if *status == 429 {
+                    Outcome::throttled()
+                } else {
+                    Outcome::Succeeded
+                }
+            },
+            |n| {
+                let attempt = {
+                    let mut a = attempts.borrow_mut();
+                    let k = a.entry(n).or_insert(0);
+                    *k += 1;
+                    *k
+                };
+                let throttled = n == 0 || (n % 2 == 1 && attempt == 1);
+                async move { (n, if throttled { 429u16 } else { 200 }) }
+            },
+        )
+        .unwrap();
+    let mut out: Vec<(u32, u16)> = sim.block_on(results.collect()).unwrap();
+    out.sort_unstable();
+    let expected: Vec<(u32, u16)> = (0..20)
+        .map(|n| (n, if n == 0 { 429 } else { 200 }))
+        .collect();
+    assert_eq!(out, expected, "one result per item, the last attempt's");
+    let attempts = attempts.into_inner();
+    assert_eq!(attempts[&0], 3, "1 + max_retries attempts");
+    assert!((1..20).step_by(2).all(|n| attempts[&n] == 2));
+    assert!((2..20).step_by(2).all(|n| attempts[&n] == 1));
 }

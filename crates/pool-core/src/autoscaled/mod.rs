@@ -33,7 +33,10 @@ pub use builder::{Builder, BuiltPool};
 pub use mode::{DrainTimeout, Launcher, TaskMode};
 pub use queue::{CrawlQueue, CrawlReport, Ctx, FailedItem, RetrySettings};
 pub use sleep::{Sleep, sleep};
-pub use stream::{Autoscaled, AutoscaledStreamExt, Done, ItemTask};
+pub use stream::{
+    Autoscaled, AutoscaledStreamExt, Done, ItemSource, ItemTask, Items, RetryItems, RetryTask,
+    Retrying,
+};
 
 /// A scaling policy chosen at run time.
 pub type BoxPolicy = Box<dyn ScalingPolicy + Send>;

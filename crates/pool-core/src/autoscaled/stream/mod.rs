@@ -5,16 +5,25 @@
 //! next future (`TaskFns::poll_task_ready`), and each task's output is kept for the consumer as it ends
 //! (`TaskFns::task_ended`). The driver is polled only from the consumer's `poll_next`, so a consumer that
 //! stops polling stops new starts, and dropping the stream drops the driver, which cancels what runs.
+//!
+//! `items.rs` holds the task functions of a stream of futures ([`Items`]); `retry.rs` those of a stream of
+//! items whose futures a closure makes, so an attempt can be made again ([`RetryItems`]).
 
 use alloc::boxed::Box;
 use alloc::collections::VecDeque;
 use core::convert::Infallible;
 use core::fmt;
-use core::future::{Future, Ready, ready};
+use core::future::Future;
 use core::pin::{Pin, pin};
 use core::task::{Context, Poll};
 
 use futures_lite::Stream;
+
+mod items;
+mod retry;
+
+pub use items::{Done, ItemTask, Items};
+pub use retry::{RetryItems, RetryTask};
 
 use super::builder::{Builder, Parts};
 use super::{BoxPolicy, Launcher, TaskMode};
@@ -22,7 +31,7 @@ use crate::config::ConfigError;
 use crate::driver::{Driver, Handle, InPlace, Owned, PoolError};
 use crate::outcome::Outcome;
 use crate::pool::{Pool, RunReport};
-use crate::seams::{EventSink, Runtime, Sensors, Spawn, TaskFns};
+use crate::seams::{EventSink, Launch, Runtime, Sensors, Spawn, TaskFns};
 
 /// Runs a stream's futures with autoscaled concurrency: `buffer_unordered` whose limit the pool sets.
 ///
@@ -35,7 +44,8 @@ use crate::seams::{EventSink, Runtime, Sensors, Spawn, TaskFns};
 /// - Panics: a future's panic ends the stream and is resumed in the consumer, as `buffer_unordered` does.
 /// - Outcomes: every result is a success unless [`Autoscaled::outcomes`] classifies it (a throttled result
 ///   makes the pool back off); the result is yielded either way. A future cannot be run twice, so
-///   retrying an item is the caller's (or the crawl queue's) job.
+///   [`autoscaled_retrying`](AutoscaledStreamExt::autoscaled_retrying) takes items and a closure that
+///   makes each attempt's future, and retries throttled and failed attempts up to a limit.
 ///
 /// # Examples
 ///
@@ -69,7 +79,7 @@ pub trait AutoscaledStreamExt: Stream + Sized {
     fn autoscaled<Rt, Se>(
         self,
         builder: Builder<Rt, (), (), (), Se>,
-    ) -> Result<Autoscaled<Self, Rt, Se, Launcher<Rt>>, ConfigError>
+    ) -> Result<Autoscaled<Items<Self>, Rt, Se, Launcher<Rt>>, ConfigError>
     where
         Self::Item: Future + Send + 'static,
         <Self::Item as Future>::Output: Send + 'static,
@@ -81,7 +91,71 @@ pub trait AutoscaledStreamExt: Stream + Sized {
             TaskMode::Spawned => Launcher::Spawned(parts.runtime.clone()),
             TaskMode::InPlace => Launcher::InPlace,
         };
-        Ok(Autoscaled::new(self, parts, launcher))
+        let items = Items::new(self, parts.handle.clone());
+        Ok(Autoscaled::new(items, parts, launcher))
+    }
+
+    /// Makes each item's future with `make` and runs it as a task of a pool built from `builder`, retrying an
+    /// attempt whose result `classify` calls throttled or failed up to `max_retries` times; yields each
+    /// item's last result, in completion order. The item is cloned for each attempt.
+    ///
+    /// A retry waits in line before new items, and after a throttle the pool's backoff spaces it (and every
+    /// other start). An attempt the pool's task timeout cuts off is not retried and yields nothing; the
+    /// crawl queue ([`CrawlQueue`](crate::CrawlQueue)) retries those too, with backoff and retry-after holds.
+    ///
+    /// # Errors
+    ///
+    /// The first invalid setting, as [`Builder::build`] reports it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use futures_lite::{StreamExt, stream};
+    /// use pool_core::testing::Sim;
+    /// use pool_core::{AutoscaledStreamExt, Builder, Outcome};
+    /// use std::cell::Cell;
+    ///
+    /// let sim = Sim::new();
+    /// let calls = Cell::new(0);
+    /// // Every item is throttled (429) on its first attempt and served on its second.
+    /// let statuses = stream::iter(1..=5u32)
+    ///     .autoscaled_retrying(
+    ///         Builder::new(&sim, ()),
+    ///         2,
+    ///         |status: &u16| if *status == 429 { Outcome::throttled() } else { Outcome::Succeeded },
+    ///         |n| {
+    ///             calls.set(calls.get() + 1);
+    ///             let status = if calls.get() <= 5 { 429 } else { 200 };
+    ///             async move { let _ = n; status }
+    ///         },
+    ///     )
+    ///     .unwrap();
+    /// let all: Vec<u16> = sim.block_on(statuses.collect()).unwrap();
+    /// assert_eq!(all, vec![200; 5]);
+    /// assert_eq!(calls.get(), 10);
+    /// ```
+    fn autoscaled_retrying<Rt, Se, F, Fut>(
+        self,
+        builder: Builder<Rt, (), (), (), Se>,
+        max_retries: u32,
+        classify: fn(&Fut::Output) -> Outcome,
+        make: F,
+    ) -> Result<Retrying<Self, F, Fut, Rt, Se>, ConfigError>
+    where
+        Self::Item: Clone,
+        F: FnMut(Self::Item) -> Fut,
+        Fut: Future + Send + 'static,
+        Fut::Output: Send + 'static,
+        Rt: Runtime + Spawn + Clone,
+        Se: Sensors,
+    {
+        let (parts, _) = builder.into_parts()?;
+        let launcher = match parts.mode {
+            TaskMode::Spawned => Launcher::Spawned(parts.runtime.clone()),
+            TaskMode::InPlace => Launcher::InPlace,
+        };
+        let items = RetryItems::new(self, make, max_retries, classify, parts.handle.clone());
+        Ok(Autoscaled::new(items, parts, launcher))
     }
 
     /// Runs each future in place, polled by the stream itself, whatever the builder's task mode: the
@@ -93,40 +167,53 @@ pub trait AutoscaledStreamExt: Stream + Sized {
     fn autoscaled_local<Rt, Se>(
         self,
         builder: Builder<Rt, (), (), (), Se>,
-    ) -> Result<Autoscaled<Self, Rt, Se, InPlace>, ConfigError>
+    ) -> Result<Autoscaled<Items<Self>, Rt, Se, InPlace>, ConfigError>
     where
         Self::Item: Future,
         Rt: Runtime + Clone,
         Se: Sensors,
     {
         let (parts, _) = builder.into_parts()?;
-        Ok(Autoscaled::new(self, parts, InPlace))
+        let items = Items::new(self, parts.handle.clone());
+        Ok(Autoscaled::new(items, parts, InPlace))
     }
 }
 
 impl<St: Stream> AutoscaledStreamExt for St {}
 
-/// The stream [`AutoscaledStreamExt`] returns: the futures' outputs, in completion order.
-pub struct Autoscaled<St, Rt, Se, L>
+/// The stream [`AutoscaledStreamExt::autoscaled_retrying`] returns.
+pub type Retrying<St, F, Fut, Rt, Se> = Autoscaled<RetryItems<St, F, Fut>, Rt, Se, Launcher<Rt>>;
+
+/// What an [`Autoscaled`] stream's driver runs: its upstream as task functions that keep each result for
+/// the consumer. [`Items`] and [`RetryItems`] are the two.
+pub trait ItemSource: TaskFns<Error = Infallible> {
+    /// What the stream yields.
+    type Output;
+    /// The results the consumer has not taken yet.
+    fn results(&mut self) -> &mut VecDeque<Self::Output>;
+    /// Sets how a result ended for the pool.
+    fn set_classify(&mut self, classify: fn(&Self::Output) -> Outcome);
+}
+
+/// The stream [`AutoscaledStreamExt`] returns: the results, in completion order.
+pub struct Autoscaled<Src, Rt, Se, L>
 where
-    St: Stream,
-    St::Item: Future,
+    Src: ItemSource,
     Rt: Runtime + Clone,
-    L: crate::seams::Launch<ItemTask<St::Item>>,
+    L: Launch<Src::Task>,
 {
-    driver: ItemDriver<St, Rt, Se, L>,
+    driver: ItemDriver<Src, Rt, Se, L>,
     /// The runtime again, outside the driver, to wrap each poll of it ([`Runtime::drive`]).
     rt: Rt,
     handle: Handle,
     end: Option<Result<RunReport, PoolError<Infallible>>>,
 }
 
-impl<St, Rt, Se, L> fmt::Debug for Autoscaled<St, Rt, Se, L>
+impl<Src, Rt, Se, L> fmt::Debug for Autoscaled<Src, Rt, Se, L>
 where
-    St: Stream,
-    St::Item: Future,
+    Src: ItemSource,
     Rt: Runtime + Clone,
-    L: crate::seams::Launch<ItemTask<St::Item>>,
+    L: Launch<Src::Task>,
 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Autoscaled")
@@ -136,24 +223,15 @@ where
     }
 }
 
-impl<St, Rt, Se, L> Autoscaled<St, Rt, Se, L>
+impl<Src, Rt, Se, L> Autoscaled<Src, Rt, Se, L>
 where
-    St: Stream,
-    St::Item: Future,
+    Src: ItemSource,
     Rt: Runtime + Clone,
-    L: crate::seams::Launch<ItemTask<St::Item>>,
+    L: Launch<Src::Task>,
     Se: Sensors,
 {
-    fn new(upstream: St, parts: Parts<Rt, Se>, launcher: L) -> Self {
+    fn new(items: Src, parts: Parts<Rt, Se>, launcher: L) -> Self {
         let handle = parts.handle;
-        let items = Items {
-            upstream: Box::pin(upstream),
-            next: None,
-            exhausted: false,
-            results: VecDeque::new(),
-            classify: |_| Outcome::Succeeded,
-            handle: handle.clone(),
-        };
         let rt = parts.runtime.clone();
         let driver = Driver::new(
             Owned(parts.pool),
@@ -192,8 +270,8 @@ where
     /// # let _ = results;
     /// ```
     #[must_use]
-    pub fn outcomes(mut self, classify: fn(&<St::Item as Future>::Output) -> Outcome) -> Self {
-        self.driver.task_fns().classify = classify;
+    pub fn outcomes(mut self, classify: fn(&Src::Output) -> Outcome) -> Self {
+        self.driver.task_fns().set_classify(classify);
         self
     }
 
@@ -210,15 +288,14 @@ where
     }
 }
 
-impl<St, Rt, Se, L> Stream for Autoscaled<St, Rt, Se, L>
+impl<Src, Rt, Se, L> Stream for Autoscaled<Src, Rt, Se, L>
 where
-    St: Stream,
-    St::Item: Future,
+    Src: ItemSource,
     Rt: Runtime + Clone,
-    L: crate::seams::Launch<ItemTask<St::Item>>,
+    L: Launch<Src::Task>,
     Se: Sensors,
 {
-    type Item = <St::Item as Future>::Output;
+    type Item = Src::Output;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         // Every field is `Unpin`: the upstream is boxed, and the driver pins its own state.
@@ -226,7 +303,7 @@ where
         // A result already out is handed over without a trip through the driver: the driver runs once per
         // batch of results, not once per result. The tasks those results ran in have left their slots, so
         // the pool already counts the room they made; it fills it on the poll that finds the buffer empty.
-        if let Some(item) = this.driver.task_fns().results.pop_front() {
+        if let Some(item) = this.driver.task_fns().results().pop_front() {
             return Poll::Ready(Some(item));
         }
         // Each poll goes through the runtime's wrapper, as `AutoscaledPool::run` does for its whole run: on
@@ -240,7 +317,7 @@ where
             }
             this.end = Some(end);
         }
-        match this.driver.task_fns().results.pop_front() {
+        match this.driver.task_fns().results().pop_front() {
             Some(item) => Poll::Ready(Some(item)),
             None if this.end.is_some() => Poll::Ready(None),
             None => Poll::Pending,
@@ -253,123 +330,14 @@ where
 }
 
 // The upstream is boxed and the driver pins its own state, so the stream may move between polls.
-impl<St, Rt, Se, L> Unpin for Autoscaled<St, Rt, Se, L>
+impl<Src, Rt, Se, L> Unpin for Autoscaled<Src, Rt, Se, L>
 where
-    St: Stream,
-    St::Item: Future,
+    Src: ItemSource,
     Rt: Runtime + Clone,
-    L: crate::seams::Launch<ItemTask<St::Item>>,
+    L: Launch<Src::Task>,
 {
 }
 
 /// The driver an [`Autoscaled`] owns.
-type ItemDriver<St, Rt, Se, L> =
-    Driver<Owned<Pool<BoxPolicy>>, Owned<Items<St>>, Owned<Rt>, L, Se, Box<dyn EventSink + Send>>;
-
-/// The upstream as the driver's task functions.
-struct Items<St: Stream>
-where
-    St::Item: Future,
-{
-    upstream: Pin<Box<St>>,
-    /// The future readiness took from the upstream, for `run_task`.
-    next: Option<St::Item>,
-    exhausted: bool,
-    /// Results the consumer has not taken yet.
-    results: VecDeque<<St::Item as Future>::Output>,
-    classify: fn(&<St::Item as Future>::Output) -> Outcome,
-    handle: Handle,
-}
-
-impl<St: Stream> TaskFns for Items<St>
-where
-    St::Item: Future,
-{
-    type Error = Infallible;
-    type Ok = Done<<St::Item as Future>::Output>;
-    type Task = ItemTask<St::Item>;
-    type Ready = Ready<Result<bool, Infallible>>;
-    type Finished = Ready<Result<bool, Infallible>>;
-
-    #[inline]
-    fn run_task(&mut self) -> Self::Task {
-        ItemTask {
-            fut: self.next.take(),
-        }
-    }
-
-    fn is_task_ready(&mut self) -> Self::Ready {
-        // `poll_task_ready` always answers, so the driver never asks this.
-        ready(Ok(self.next.is_some()))
-    }
-
-    #[inline]
-    fn poll_task_ready(&mut self, cx: &mut Context<'_>) -> Option<Poll<Result<bool, Infallible>>> {
-        if self.next.is_some() {
-            return Some(Poll::Ready(Ok(true)));
-        }
-        // Results the consumer has not taken hold slots: the stream buffers no more than the pool runs.
-        if self.exhausted || self.results.len() >= self.handle.desired_concurrency().max(1) {
-            return Some(Poll::Ready(Ok(false)));
-        }
-        Some(match self.upstream.as_mut().poll_next(cx) {
-            Poll::Ready(Some(fut)) => {
-                self.next = Some(fut);
-                Poll::Ready(Ok(true))
-            }
-            Poll::Ready(None) => {
-                self.exhausted = true;
-                Poll::Ready(Ok(false))
-            }
-            Poll::Pending => Poll::Pending,
-        })
-    }
-
-    fn is_finished(&mut self) -> Self::Finished {
-        ready(Ok(self.exhausted && self.next.is_none()))
-    }
-
-    #[inline]
-    fn task_ended(&mut self, done: Self::Ok) -> Outcome {
-        match done.0 {
-            Some(result) => {
-                let outcome = (self.classify)(&result);
-                self.results.push_back(result);
-                outcome
-            }
-            None => Outcome::Failed,
-        }
-    }
-}
-
-/// What an item task returns to the driver: the future's output (`None` only if `run_task` ran without a
-/// ready item, which the driver never does).
-#[derive(Debug)]
-pub struct Done<T>(Option<T>);
-
-impl<T> From<Done<T>> for Outcome {
-    fn from(_: Done<T>) -> Self {
-        // `Items::task_ended` classifies results; this conversion is the trait's fallback only.
-        Outcome::Succeeded
-    }
-}
-
-pin_project_lite::pin_project! {
-    /// One item's future as a pool task.
-    #[derive(Debug)]
-    pub struct ItemTask<F> {
-        #[pin]
-        fut: Option<F>,
-    }
-}
-
-impl<F: Future> Future for ItemTask<F> {
-    type Output = Result<Done<F::Output>, Infallible>;
-    #[inline]
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project().fut.as_pin_mut() {
-            Some(fut) => fut.poll(cx).map(|out| Ok(Done(Some(out)))),
-            None => Poll::Ready(Ok(Done(None))),
-        }
-    }
-}
+type ItemDriver<Src, Rt, Se, L> =
+    Driver<Owned<Pool<BoxPolicy>>, Owned<Src>, Owned<Rt>, L, Se, Box<dyn EventSink + Send>>;
