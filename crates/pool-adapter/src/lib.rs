@@ -47,11 +47,12 @@ pub mod api {
     pub use pool_core::metrics;
     pub use pool_core::{
         AdaptivePolicy, AdaptiveSettings, Autoscaled, AutoscaledStreamExt, BoxTaskFns,
-        ConcurrencySettings, ConfigError, CrawlQueue, CrawlReport, CrawleePolicy, Ctx,
-        DrainTimeout, Event, EventSink, FailedItem, FnSink, Handle, MemoryBudget, Outcome,
+        BudgetMember, ConcurrencySettings, ConfigError, CrawlQueue, CrawlReport, CrawleePolicy,
+        Ctx, DrainTimeout, Event, EventSink, FailedItem, FnSink, Handle, MemoryBudget, Outcome,
         PoolConfig, PoolError, Refusal, RetrySettings, RunError, RunReport, ScaleDecision,
-        ScalingPolicy, ScalingSettings, SignalId, SnapshotSettings, StatusRecord, StatusSettings,
-        SystemInfo, TaskCounts, TaskMode, TaskPanic, ThrottleSettings, TimeoutPolicy, TracingSink,
+        ScalingPolicy, ScalingSettings, SharedBudget, SignalId, SnapshotSettings, StatusRecord,
+        StatusSettings, SystemInfo, TaskCounts, TaskMode, TaskPanic, ThrottleSettings,
+        TimeoutPolicy, TracingSink,
     };
     pub use pool_sensors::{
         ClientErrors, CpuMode, LoadSignal, SensorSettings, SystemSensors,

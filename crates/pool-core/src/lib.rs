@@ -63,6 +63,8 @@ extern crate std;
 pub mod adaptive;
 #[cfg(feature = "std")]
 pub mod autoscaled;
+#[cfg(feature = "std")]
+pub mod budget;
 pub mod config;
 #[cfg(feature = "alloc")]
 pub mod driver;
@@ -89,6 +91,8 @@ pub use autoscaled::{
     Autoscaled, AutoscaledPool, AutoscaledStreamExt, BoxPolicy, BoxTaskFns, Builder, CrawlQueue,
     CrawlReport, Ctx, DrainTimeout, FailedItem, RetrySettings, TaskMode, sleep,
 };
+#[cfg(feature = "std")]
+pub use budget::{BudgetMember, SharedBudget};
 pub use config::{
     ConcurrencySettings, ConfigError, MemoryBudget, PoolConfig, ScalingSettings, SnapshotSettings,
     StatusSettings, ThrottleSettings, TimeoutPolicy,

@@ -16,6 +16,11 @@ pub(crate) use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 #[cfg(not(loom))]
 pub(crate) use atomic_waker::AtomicWaker;
 
+#[cfg(all(feature = "std", loom))]
+pub(crate) use loom::sync::{Mutex, MutexGuard};
+#[cfg(all(feature = "std", not(loom)))]
+pub(crate) use std::sync::{Mutex, MutexGuard};
+
 pub(crate) use event_listener::Event as Notify;
 
 /// loom's wake slot with `atomic-waker`'s signature (`register` borrows the waker).

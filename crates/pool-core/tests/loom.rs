@@ -25,8 +25,8 @@ use loom::future::{AtomicWaker, block_on};
 use loom::sync::Arc;
 use loom::sync::atomic::{AtomicBool, Ordering};
 use pool_core::{
-    Clock, ConcurrencySettings, Handle, InPlace, Instant, Pool, PoolConfig, Run, Runtime, Timer,
-    task_fns,
+    Clock, ConcurrencySettings, Handle, InPlace, Instant, Pool, PoolConfig, Run, Runtime,
+    SharedBudget, Timer, task_fns,
 };
 
 /// A clock that stands still and a timer that never fires.
@@ -257,6 +257,63 @@ fn abort_from_another_thread_ends_the_run() {
             assert!(!h2.is_running());
             assert_eq!(h2.current_concurrency(), 0);
             driver.join().unwrap();
+        })
+        .join()
+        .unwrap()
+    });
+}
+
+/// A pool waits for a permit of a spent shared budget (issue 14) while the other member gives one back from
+/// another thread: the release sees the waiter or the waiter sees the release, so the run wakes, starts its
+/// task and ends, and the budget is never over-admitted.
+#[test]
+fn a_permit_given_back_on_another_thread_wakes_the_pool_waiting_for_it() {
+    bounded().check(|| {
+        deep(|| {
+            let budget = SharedBudget::new(2);
+            let (first, second) = (budget.member(1), budget.member(1));
+            // The first member ran alone and holds the whole budget; the second joins, which halves the
+            // first's share, but the first still holds both permits.
+            let other = pool(1, 2, 2);
+            let h_first = Handle::new(&other);
+            first.join(&h_first, 2);
+            first.try_acquire().unwrap();
+            first.try_acquire().unwrap();
+            let giver = loom::thread::spawn(move || {
+                first.release();
+                first
+            });
+            let b2 = budget.clone();
+            let driver = deep(move || {
+                let mut pool = pool(1, 1, 1);
+                let handle = Handle::new(&pool);
+                let taken = Cell::new(false);
+                let mut fns = task_fns(
+                    || {
+                        taken.set(true);
+                        assert!(b2.in_use() <= 2);
+                        async { Ok::<(), ()>(()) }
+                    },
+                    || {
+                        let ready = !taken.get();
+                        async move { Ok(ready) }
+                    },
+                    || {
+                        let finished = taken.get();
+                        async move { Ok(finished) }
+                    },
+                );
+                let rt = Frozen;
+                let run = Run::new(&mut pool, &handle, &mut fns, &rt, InPlace, (), ())
+                    .unwrap()
+                    .with_budget(&second);
+                let report = block_on(run).unwrap();
+                assert_eq!(report.succeeded, 1);
+                second
+            });
+            let first = giver.join().unwrap();
+            let second = driver.join().unwrap();
+            assert_eq!((first.held(), second.held(), budget.in_use()), (1, 0, 1));
         })
         .join()
         .unwrap()

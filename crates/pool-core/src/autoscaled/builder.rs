@@ -8,6 +8,7 @@ use core::time::Duration;
 use std::sync::Mutex;
 
 use crate::adaptive::AdaptivePolicy;
+use crate::budget::BudgetMember;
 use crate::config::{
     ConcurrencySettings, ConfigError, PoolConfig, ScalingSettings, SnapshotSettings, StatusSettings,
 };
@@ -63,6 +64,7 @@ pub struct Builder<Rt, R, T, F, Se> {
     mode: TaskMode,
     /// The autoscale interval the user set with [`Builder::autoscale_interval`], if any.
     tick: Option<Duration>,
+    budget: Option<BudgetMember>,
     run_task: R,
     is_task_ready: T,
     is_finished: F,
@@ -97,6 +99,7 @@ impl<Rt, Se> Builder<Rt, (), (), (), Se> {
             sink: Box::new(()),
             mode: TaskMode::default(),
             tick: None,
+            budget: None,
             run_task: (),
             is_task_ready: (),
             is_finished: (),
@@ -168,6 +171,16 @@ impl<Rt, R, T, F, Se> Builder<Rt, R, T, F, Se> {
         self.sink = Box::new(sink);
         self
     }
+    /// Draws the pool's permits from a budget shared with other pools ([`SharedBudget::member`]): the pool
+    /// keeps autoscaling inside its share, and a start without a permit is [`Refusal::Budget`].
+    ///
+    /// [`SharedBudget::member`]: crate::SharedBudget::member
+    /// [`Refusal::Budget`]: crate::Refusal::Budget
+    #[must_use]
+    pub fn budget(mut self, member: BudgetMember) -> Self {
+        self.budget = Some(member);
+        self
+    }
     /// Spawned (default) or in-place tasks.
     #[must_use]
     pub fn task_mode(mut self, mode: TaskMode) -> Self {
@@ -184,6 +197,7 @@ impl<Rt, R, T, F, Se> Builder<Rt, R, T, F, Se> {
             sink: self.sink,
             mode: self.mode,
             tick: self.tick,
+            budget: self.budget,
             run_task: self.run_task,
             is_task_ready: self.is_task_ready,
             is_finished: self.is_finished,
@@ -200,6 +214,7 @@ impl<Rt, R, T, F, Se> Builder<Rt, R, T, F, Se> {
             sink: self.sink,
             mode: self.mode,
             tick: self.tick,
+            budget: self.budget,
             run_task: f,
             is_task_ready: self.is_task_ready,
             is_finished: self.is_finished,
@@ -216,6 +231,7 @@ impl<Rt, R, T, F, Se> Builder<Rt, R, T, F, Se> {
             sink: self.sink,
             mode: self.mode,
             tick: self.tick,
+            budget: self.budget,
             run_task: self.run_task,
             is_task_ready: f,
             is_finished: self.is_finished,
@@ -232,6 +248,7 @@ impl<Rt, R, T, F, Se> Builder<Rt, R, T, F, Se> {
             sink: self.sink,
             mode: self.mode,
             tick: self.tick,
+            budget: self.budget,
             run_task: self.run_task,
             is_task_ready: self.is_task_ready,
             is_finished: f,
@@ -274,6 +291,7 @@ impl<Rt, Fns, Se> AutoscaledPool<Rt, Fns, Se> {
                 fns,
                 sensors: parts.sensors,
                 sink: parts.sink,
+                budget: parts.budget,
             })),
         }
     }
@@ -291,6 +309,7 @@ pub(super) struct Parts<Rt, Se> {
     pub(super) sensors: Se,
     pub(super) sink: Box<dyn EventSink + Send>,
     pub(super) mode: TaskMode,
+    pub(super) budget: Option<BudgetMember>,
 }
 
 impl<Rt, R, T, F, Se> Builder<Rt, R, T, F, Se> {
@@ -314,6 +333,7 @@ impl<Rt, R, T, F, Se> Builder<Rt, R, T, F, Se> {
             sensors: self.sensors,
             sink: self.sink,
             mode: self.mode,
+            budget: self.budget,
         };
         Ok((parts, (self.run_task, self.is_task_ready, self.is_finished)))
     }

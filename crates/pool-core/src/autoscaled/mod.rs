@@ -20,6 +20,7 @@ use core::fmt;
 use core::time::Duration;
 use std::sync::Mutex;
 
+use crate::budget::BudgetMember;
 use crate::config::{ConfigError, PoolConfig};
 use crate::driver::{Handle, PoolError, Run, Setter};
 use crate::pool::{Pool, RunError, RunReport};
@@ -45,6 +46,7 @@ struct Inner<Fns, Se> {
     fns: Fns,
     sensors: Se,
     sink: Box<dyn EventSink + Send>,
+    budget: Option<BudgetMember>,
 }
 
 /// An autoscaled pool on runtime `Rt`. Adapters export it as a non-generic-runtime alias.
@@ -140,7 +142,7 @@ where
             TaskMode::Spawned => Launcher::Spawned(self.runtime.clone()),
             TaskMode::InPlace => Launcher::InPlace,
         };
-        let run = Run::new(
+        let mut run = Run::new(
             &mut inner.pool,
             &self.handle,
             &mut inner.fns,
@@ -149,6 +151,9 @@ where
             &mut inner.sensors,
             &mut *inner.sink,
         )?;
+        if let Some(member) = &inner.budget {
+            run = run.with_budget(member);
+        }
         self.runtime.drive(run).await
     }
 }
@@ -200,7 +205,7 @@ where
         let Some(inner) = taken.inner.as_mut() else {
             return Err(PoolError::AlreadyRunning);
         };
-        let run = Run::new(
+        let mut run = Run::new(
             &mut inner.pool,
             &self.handle,
             &mut inner.fns,
@@ -209,6 +214,9 @@ where
             &mut inner.sensors,
             &mut *inner.sink,
         )?;
+        if let Some(member) = &inner.budget {
+            run = run.with_budget(member);
+        }
         self.runtime.drive(run).await
     }
 }

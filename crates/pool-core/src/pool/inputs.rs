@@ -331,6 +331,13 @@ impl<P: ScalingPolicy> Pool<P> {
         Ok(())
     }
 
+    /// A budget shared with other pools refused this pool a permit (the driver asks it after the gate here
+    /// opened); reported as [`Refusal::Budget`].
+    pub fn handle_budget_refused(&mut self, now: Instant, held: usize, share: usize) {
+        self.observe(now);
+        self.refuse(now, Refusal::Budget { held, share });
+    }
+
     /// `is_task_ready` said no.
     pub fn handle_no_task_ready(&mut self, now: Instant) {
         self.observe(now);

@@ -44,6 +44,14 @@ pub enum Refusal {
         /// When the next start is allowed.
         until: Instant,
     },
+    /// A budget shared with other pools has no permit for this pool now: the budget is spent, or this pool
+    /// holds its whole share of it.
+    Budget {
+        /// Permits this pool holds.
+        held: usize,
+        /// Its share of the budget.
+        share: usize,
+    },
 }
 
 impl fmt::Display for Refusal {
@@ -66,6 +74,10 @@ impl fmt::Display for Refusal {
             Refusal::Throttled { until } => {
                 write!(f, "throttled downstream; waiting until {until}")
             }
+            Refusal::Budget { held, share } => write!(
+                f,
+                "no permit in the shared budget ({held} held of a share of {share})"
+            ),
         }
     }
 }

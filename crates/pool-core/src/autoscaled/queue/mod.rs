@@ -301,12 +301,15 @@ where
             TaskMode::InPlace => Launcher::InPlace,
         };
         let (mut pool, handle, rt) = (parts.pool, parts.handle, parts.runtime);
-        let (sensors, mut sink) = (parts.sensors, parts.sink);
+        let (sensors, mut sink, budget) = (parts.sensors, parts.sink, parts.budget);
         let mut fns = QueueFns::new(self, task, on_failed, handle.clone(), rt.clone());
         let _running = Running::new(&self.inbox, &handle);
-        let run = Run::new(
+        let mut run = Run::new(
             &mut pool, &handle, &mut fns, &rt, launcher, sensors, &mut *sink,
         )?;
+        if let Some(member) = &budget {
+            run = run.with_budget(member);
+        }
         let run = rt.drive(run).await?;
         Ok(fns.into_report(run))
     }
@@ -331,13 +334,16 @@ where
     {
         let (parts, _) = builder.into_parts().map_err(PoolError::Config)?;
         let (mut pool, handle, rt) = (parts.pool, parts.handle, parts.runtime);
-        let (sensors, mut sink) = (parts.sensors, parts.sink);
+        let (sensors, mut sink, budget) = (parts.sensors, parts.sink, parts.budget);
         let mut fns = QueueFns::new(self, task, |_| {}, handle.clone(), rt.clone());
         let _running = Running::new(&self.inbox, &handle);
         let launcher = crate::driver::InPlace;
-        let run = Run::new(
+        let mut run = Run::new(
             &mut pool, &handle, &mut fns, &rt, launcher, sensors, &mut *sink,
         )?;
+        if let Some(member) = &budget {
+            run = run.with_budget(member);
+        }
         let run = rt.drive(run).await?;
         Ok(fns.into_report(run))
     }

@@ -244,7 +244,10 @@ where
         );
         match driver {
             Ok(driver) => Autoscaled {
-                driver,
+                driver: match &parts.budget {
+                    Some(member) => driver.with_budget(member),
+                    None => driver,
+                },
                 rt,
                 handle,
                 end: None,

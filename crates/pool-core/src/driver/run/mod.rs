@@ -12,6 +12,7 @@
 //! 94.9M after, 73.3M with the hints).
 
 mod parts;
+mod permits;
 mod slots;
 mod start;
 
@@ -24,6 +25,7 @@ use core::time::Duration;
 
 use self::parts::{FinishedCheck, Fns, ReadyCheck, Rt, Task, TaskResult};
 pub use self::parts::{FnsPart, Owned, PoolPart, RuntimePart};
+use self::permits::Permits;
 use self::slots::{Ended, Slots};
 use super::PoolError;
 use super::control::Handle;
@@ -83,6 +85,9 @@ where
     number: usize,
     error: Option<PoolError<<Fns<Fs> as TaskFns>::Error>>,
     done: bool,
+    permits: Permits,
+    /// The shared budget refused a permit since the last wake or the last task end.
+    budget_blocked: bool,
 }
 
 impl<Pl, Fs, Rb, L, S, O> fmt::Debug for Driver<Pl, Fs, Rb, L, S, O>
@@ -167,6 +172,8 @@ where
             number,
             error: None,
             done: false,
+            permits: Permits::default(),
+            budget_blocked: false,
         };
         // A read-modify-write, not a store: a store could land after a handle's concurrent request in the
         // flag's modification order without synchronising with it, so `apply_control` would read this run's own
@@ -176,6 +183,16 @@ where
         run.apply_control(now);
         run.publish();
         Ok(run)
+    }
+
+    /// Draws a permit for each start from `member`'s [`SharedBudget`](crate::SharedBudget), and gives it
+    /// back when the task ends; refusals are [`Refusal::Budget`](crate::Refusal::Budget).
+    #[cfg(feature = "std")]
+    #[must_use]
+    pub fn with_budget(mut self, member: &crate::budget::BudgetMember) -> Self {
+        let desired = self.pool.part_ref().desired_concurrency();
+        self.permits = Permits::new(member.for_run(), &self.handle, desired);
+        self
     }
 
     /// The task functions, between polls: where an owner that hands task results on keeps them.
@@ -251,6 +268,10 @@ where
                 sh.drained.notify(usize::MAX);
             }
         }
+        let desired = self.pool.part_ref().desired_concurrency();
+        if sh.desired.load(Ordering::Relaxed) != desired {
+            self.permits.demand(desired);
+        }
         let counts = self.pool.part_ref().counts();
         for (cell, value) in [
             (&sh.desired, self.pool.part_ref().desired_concurrency()),
@@ -304,7 +325,15 @@ where
         outcome: TaskOutcome,
         error: Option<PoolError<<Fns<Fs> as TaskFns>::Error>>,
     ) {
-        finish(self.pool.part(), &mut self.error, now, now, outcome, error);
+        finish(
+            self.pool.part(),
+            &self.permits,
+            &mut self.error,
+            now,
+            now,
+            outcome,
+            error,
+        );
     }
 
     /// Cancels every running task and drops pending task-function calls.
@@ -314,6 +343,7 @@ where
         self.finished_check.set(None);
         let launcher = &self.launcher;
         for _ in 0..self.slots.cancel_all(|task| launcher.cancel(task)) {
+            self.permits.release(TaskOutcome::Cancelled);
             self.pool
                 .part()
                 .handle_task_finished(now, TaskOutcome::Cancelled);
@@ -332,10 +362,11 @@ where
     #[inline]
     fn reap(&mut self, now: Instant) -> usize {
         let (pool, error, fns) = (self.pool.part(), &mut self.error, self.fns.part());
+        let permits = &self.permits;
         self.slots.reap(|ended| {
             let started = ended.started;
             let (outcome, e) = outcome_of(ended, fns);
-            finish(pool, error, now, started, outcome, e);
+            finish(pool, permits, error, now, started, outcome, e);
         })
     }
 
@@ -347,6 +378,7 @@ where
         self.ready_check.set(None);
         self.finished_check.set(None);
         let report = self.pool.part().end_run(now);
+        self.permits.leave();
         self.flush_events();
         self.publish();
         let sh = &self.handle.shared;
@@ -396,6 +428,7 @@ where
         // Each wake is a new chance: readiness and finish are asked again once per wake, never in a spin.
         this.asked_ready = false;
         this.asked_finished = false;
+        this.budget_blocked = false;
         let mut budget = BUDGET;
         let mut now = this.rt.part_ref().now();
         loop {
@@ -431,6 +464,7 @@ where
             // that must bind the start it made room for.
             if reaped > 0 {
                 this.apply_control(now);
+                this.budget_blocked = false;
             }
             if this.pool.part().is_draining() && this.pool.part().current_concurrency() == 0 {
                 return this.end(now);
@@ -486,11 +520,13 @@ where
             let _ = self.pool.part().abort();
             let now = self.rt.part_ref().now();
             while self.pool.part().current_concurrency() > 0 {
+                self.permits.release(TaskOutcome::Cancelled);
                 self.pool
                     .part()
                     .handle_task_finished(now, TaskOutcome::Cancelled);
             }
             let _ = self.pool.part().end_run(now);
+            self.permits.leave();
             let sh = &self.handle.shared;
             sh.current.store(0, Ordering::Release);
             sh.running.store(0, Ordering::Release);
@@ -513,12 +549,14 @@ fn keep_first<E>(first: &mut Option<PoolError<E>>, verdict: Verdict, error: Pool
 #[inline]
 fn finish<P: ScalingPolicy, E>(
     pool: &mut Pool<P>,
+    permits: &Permits,
     first: &mut Option<PoolError<E>>,
     now: Instant,
     started: Instant,
     outcome: TaskOutcome,
     error: Option<PoolError<E>>,
 ) {
+    permits.release(outcome);
     let verdict = pool.handle_task_finished_since(now, started, outcome);
     let error = match (outcome, error) {
         (_, Some(e)) => Some(e),

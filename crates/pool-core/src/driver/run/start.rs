@@ -66,7 +66,9 @@ where
             return Step::Changed;
         }
         if self.ready_check.is_none() {
-            if self.asked_ready {
+            // Without a permit, readiness is not asked: the budget wakes the run when one comes free, and
+            // the run's own tasks free theirs as they end.
+            if self.asked_ready || self.budget_blocked {
                 return Step::Idle;
             }
             match self.pool.part().poll_start(now) {
@@ -125,10 +127,18 @@ where
     ) -> Step {
         match answer {
             Ok(Ok(true)) => {
+                // A shared budget's permit is taken last, once the pool itself would start the task; without
+                // one, the readiness answer stands and is asked again when a permit comes free.
+                if let Err((held, share)) = self.permits.acquire() {
+                    self.pool.part().handle_budget_refused(now, held, share);
+                    self.budget_blocked = true;
+                    return Step::Idle;
+                }
                 if self.pool.part().handle_task_started(now).is_ok() {
                     self.launch(now);
                     return Step::Launched;
                 }
+                self.permits.release(TaskOutcome::Cancelled);
             }
             Ok(Ok(false)) => {
                 self.asked_ready = true;
@@ -176,6 +186,7 @@ where
             let (outcome, error) = outcome_of(ended, self.fns.part());
             finish(
                 self.pool.part(),
+                &self.permits,
                 &mut self.error,
                 now,
                 started,

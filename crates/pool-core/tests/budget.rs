@@ -1,0 +1,258 @@
+//! A budget shared by several pools (issue 14): never over-admitted, shares weighted and max-min fair, each
+//! pool autoscaling inside its share, refusals with their reason, and one pool's throttles relayed to the
+//! others.
+
+use core::time::Duration;
+use std::cell::Cell;
+
+use futures_lite::future::zip;
+use pool_core::budget::water_fill;
+use pool_core::testing::Sim;
+use pool_core::{Builder, ConcurrencySettings, Event, FnSink, Outcome, Refusal, SharedBudget};
+use proptest::prelude::*;
+
+/// Tasks in flight across every pool, as the tasks count them, and the most seen at once.
+#[derive(Default)]
+struct InFlight {
+    now: Cell<usize>,
+    peak: Cell<usize>,
+}
+
+impl InFlight {
+    fn enter(&self) {
+        self.now.set(self.now.get() + 1);
+        self.peak.set(self.peak.get().max(self.now.get()));
+    }
+    fn exit(&self) {
+        self.now.set(self.now.get() - 1);
+    }
+}
+
+#[test]
+fn two_pools_on_one_budget_never_run_more_than_it_and_split_it_by_weight() {
+    let sim = Sim::new();
+    let budget = SharedBudget::new(12);
+    let flight = InFlight::default();
+    // Both want 30 at once; the first weighs 2, the second 1.
+    let per_pool = [Cell::new(0usize), Cell::new(0usize)];
+    let peaks = [Cell::new(0usize), Cell::new(0usize)];
+    let pool = |i: usize, weight: usize| {
+        let (flight, running, peak, sim) = (&flight, &per_pool[i], &peaks[i], &sim);
+        let left = Cell::new(300u32);
+        let left = std::rc::Rc::new(left);
+        let (l1, l2, l3) = (left.clone(), left.clone(), left);
+        Builder::new(sim.runtime().clone(), ())
+            .concurrency_settings(ConcurrencySettings::new(30, 30, 30))
+            .budget(budget.member(weight))
+            .run_task(move || {
+                l1.set(l1.get() - 1);
+                flight.enter();
+                running.set(running.get() + 1);
+                peak.set(peak.get().max(running.get()));
+                let slept = sim.sleep(Duration::from_millis(20));
+                async move {
+                    slept.await;
+                    flight.exit();
+                    running.set(running.get() - 1);
+                    Ok::<(), ()>(())
+                }
+            })
+            .is_task_ready(move || {
+                let r = l2.get() > 0;
+                async move { Ok(r) }
+            })
+            .is_finished(move || {
+                let f = l3.get() == 0;
+                async move { Ok(f) }
+            })
+            .build()
+            .unwrap()
+    };
+    let (a, b) = (pool(0, 2), pool(1, 1));
+    let (ra, rb) = sim.block_on(zip(a.run_local(), b.run_local())).unwrap();
+    let (ra, rb) = (ra.unwrap(), rb.unwrap());
+    assert_eq!((ra.succeeded, rb.succeeded), (300, 300));
+    assert_eq!(flight.peak.get(), 12, "the budget, and never above it");
+    // Shares of 12 by weight 2:1 while both run: 8 and 4 (and all 12 for the one left).
+    assert!(
+        peaks[1].get() >= 4,
+        "the lighter pool got its share: {}",
+        peaks[1].get()
+    );
+    assert!(
+        peaks[0].get() >= 8,
+        "the heavier pool got its share: {}",
+        peaks[0].get()
+    );
+    // While both ran, the first ran twice as many at a time: it finished first.
+    assert!(
+        ra.duration < rb.duration,
+        "{:?} vs {:?}",
+        ra.duration,
+        rb.duration
+    );
+    assert_eq!(budget.in_use(), 0);
+}
+
+#[test]
+fn a_start_without_a_permit_is_refused_with_the_budget_as_its_reason() {
+    let sim = Sim::new();
+    let budget = SharedBudget::new(2);
+    let refusals = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = refusals.clone();
+    let left = std::rc::Rc::new(Cell::new(6u32));
+    let (l1, l2, l3) = (left.clone(), left.clone(), left);
+    let sim = &sim;
+    let pool = Builder::new(sim.runtime().clone(), ())
+        .concurrency_settings(ConcurrencySettings::new(5, 5, 5))
+        .budget(budget.member(1))
+        .events(FnSink(move |e: &Event| {
+            if let Event::Refused { refusal, .. } = e {
+                seen.lock().unwrap().push(*refusal);
+            }
+        }))
+        .run_task(move || {
+            l1.set(l1.get() - 1);
+            let slept = sim.sleep(Duration::from_millis(10));
+            async move {
+                slept.await;
+                Ok::<(), ()>(())
+            }
+        })
+        .is_task_ready(move || {
+            let r = l2.get() > 0;
+            async move { Ok(r) }
+        })
+        .is_finished(move || {
+            let f = l3.get() == 0;
+            async move { Ok(f) }
+        })
+        .build()
+        .unwrap();
+    let report = sim.block_on(pool.run_local()).unwrap().unwrap();
+    assert_eq!((report.succeeded, report.peak_concurrency), (6, 2));
+    assert!(
+        refusals
+            .lock()
+            .unwrap()
+            .contains(&Refusal::Budget { held: 2, share: 2 }),
+        "{:?}",
+        refusals.lock().unwrap()
+    );
+}
+
+#[test]
+fn a_throttle_in_one_pool_is_relayed_to_the_other_pools_on_the_budget() {
+    let sim = Sim::new();
+    let budget = SharedBudget::new(10);
+    let make = |throttle: bool, weight: usize| {
+        let left = std::rc::Rc::new(Cell::new(20u32));
+        let (l1, l2, l3) = (left.clone(), left.clone(), left);
+        let sim = &sim;
+        Builder::new(sim.runtime().clone(), ())
+            .concurrency_settings(ConcurrencySettings::new(2, 2, 2))
+            .budget(budget.member(weight))
+            .run_task(move || {
+                let n = l1.get();
+                l1.set(n - 1);
+                let slept = sim.sleep(Duration::from_millis(10));
+                async move {
+                    slept.await;
+                    Ok::<_, ()>(if throttle && n == 20 {
+                        Outcome::throttled()
+                    } else {
+                        Outcome::Succeeded
+                    })
+                }
+            })
+            .is_task_ready(move || {
+                let r = l2.get() > 0;
+                async move { Ok(r) }
+            })
+            .is_finished(move || {
+                let f = l3.get() == 0;
+                async move { Ok(f) }
+            })
+            .build()
+            .unwrap()
+    };
+    let (noisy, quiet) = (make(true, 1), make(false, 1));
+    let (rn, rq) = sim
+        .block_on(zip(noisy.run_local(), quiet.run_local()))
+        .unwrap();
+    let (rn, rq) = (rn.unwrap(), rq.unwrap());
+    assert_eq!(rn.throttled, 1);
+    assert_eq!(rq.throttled, 0);
+    assert_eq!(rq.throttles_reported, 1, "the other pool heard of the 429");
+}
+
+#[test]
+fn water_fill_gives_small_demands_in_full_and_splits_the_rest_by_weight() {
+    assert_eq!(water_fill(12, &[(2, 30), (1, 30)]), vec![8, 4]);
+    assert_eq!(water_fill(12, &[(1, 3), (1, 30), (1, 30)]), vec![3, 5, 4]);
+    assert_eq!(water_fill(10, &[(1, 2), (1, 3)]), vec![2, 3]);
+    assert_eq!(water_fill(0, &[(1, 5)]), vec![0]);
+    assert_eq!(water_fill(5, &[]), Vec::<usize>::new());
+}
+
+proptest! {
+    #[test]
+    fn water_fill_never_exceeds_the_capacity_or_a_demand_and_is_max_min_fair(
+        capacity in 0usize..200,
+        members in proptest::collection::vec((1usize..6, 0usize..80), 0..8),
+    ) {
+        let shares = water_fill(capacity, &members);
+        prop_assert_eq!(shares.len(), members.len());
+        let total: usize = shares.iter().sum();
+        prop_assert!(total <= capacity);
+        for (s, (_, d)) in shares.iter().zip(&members) {
+            prop_assert!(s <= d);
+        }
+        let demand: usize = members.iter().map(|m| m.1).sum();
+        // Work-conserving: what is left over is only what nobody wants.
+        prop_assert_eq!(total, capacity.min(demand));
+        // Max-min fair by weight: a member short of its demand has, per unit of weight, no less than any
+        // other member has per unit of weight, to within one permit each for rounding:
+        // s_j <= (s_i + 1) * w_j / w_i + 1.
+        for (i, (si, (wi, di))) in shares.iter().zip(&members).enumerate() {
+            if si < di {
+                for (j, (sj, (wj, _))) in shares.iter().zip(&members).enumerate() {
+                    if i != j {
+                        prop_assert!(sj * wi <= (si + 1) * wj + wi, "{i}: {si}/{wi} vs {j}: {sj}/{wj}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn permits_across_members_never_exceed_the_budget_or_a_members_share(
+        capacity in 1usize..20,
+        ops in proptest::collection::vec((0usize..3, any::<bool>()), 0..300),
+    ) {
+        let budget = SharedBudget::new(capacity);
+        let sim = Sim::new();
+        let pool = pool_core::Pool::new(pool_core::PoolConfig::default()).unwrap();
+        let handle = pool_core::Handle::new(&pool);
+        let members: Vec<_> = (1..=3).map(|w| budget.member(w)).collect();
+        for m in &members {
+            m.join(&handle, 1000);
+        }
+        let mut held = [0usize; 3];
+        for (who, take) in ops {
+            let m = &members[who];
+            if take {
+                if m.try_acquire().is_ok() {
+                    held[who] += 1;
+                    prop_assert!(held[who] <= m.share());
+                }
+            } else if held[who] > 0 {
+                m.release();
+                held[who] -= 1;
+            }
+            prop_assert_eq!(budget.in_use(), held.iter().sum::<usize>());
+            prop_assert!(budget.in_use() <= capacity);
+        }
+        drop(sim);
+    }
+}
