@@ -69,6 +69,8 @@ pub use warn::{Warning, Warnings};
 /// within this long of the pool's clock. Usage counters are read on every sample.
 pub const LAYOUT_RECHECK: Duration = Duration::from_secs(30);
 
+pub use tree::CHILDLESS_RELIST;
+
 /// Crawlee's environment variable names, as read by [`snapshot_settings_from_env`].
 pub mod vars {
     pub use crate::env::{

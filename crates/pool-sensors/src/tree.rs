@@ -9,15 +9,26 @@ use crate::parse;
 use crate::root::SensorRoot;
 use crate::warn::Warnings;
 
-/// A process's descendants as a sensor sees them from sample to sample: listed again on every sample where
-/// the kernel's `children` files make that cheap, and rescanned at most every
+/// A process's descendants as a sensor sees them from sample to sample: listed from the kernel's `children`
+/// files on every sample while there are some, and every [`CHILDLESS_RELIST`] while there are none; rescanned
+/// at most every
 /// [`LAYOUT_RECHECK`](crate::LAYOUT_RECHECK) elsewhere (gVisor, kernels without `CONFIG_PROC_CHILDREN`),
 /// where the scan reads one file per process on the host, the dearest part of a sample; a child started in
 /// between is counted within that long.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Descendants {
     scanned: Option<(Instant, Vec<u32>)>,
+    /// When the `children` files last showed no descendants.
+    childless_at: Option<Instant>,
+    /// Whether the kernel has `children` files, and when that was looked up: a property of the kernel,
+    /// looked up again every `LAYOUT_RECHECK` like the rest of the layout.
+    children_files: Option<(Instant, bool)>,
 }
+
+/// How long a process whose `children` files listed no descendants goes before they are listed again. Most
+/// pools start no processes, and a listing reads one file per thread; a process with descendants is listed
+/// on every sample.
+pub const CHILDLESS_RELIST: core::time::Duration = core::time::Duration::from_secs(5);
 
 impl Descendants {
     /// The descendants of `pid` at `now`.
@@ -29,8 +40,24 @@ impl Descendants {
         code: &'static str,
         w: &mut Warnings,
     ) -> Vec<u32> {
-        if has_children_files(root, pid) {
-            return listed(root, pid);
+        let files = match self.children_files {
+            Some((at, files)) if now.saturating_duration_since(at) < crate::LAYOUT_RECHECK => files,
+            _ => {
+                let files = has_children_files(root, pid);
+                self.children_files = Some((now, files));
+                files
+            }
+        };
+        if files {
+            if self
+                .childless_at
+                .is_some_and(|at| now.saturating_duration_since(at) < CHILDLESS_RELIST)
+            {
+                return Vec::new();
+            }
+            let pids = listed(root, pid);
+            self.childless_at = pids.is_empty().then_some(now);
+            return pids;
         }
         match &self.scanned {
             Some((at, pids)) if now.saturating_duration_since(*at) < crate::LAYOUT_RECHECK => {

@@ -474,10 +474,16 @@ fn without_children_files_a_new_child_is_counted_within_the_layout_recheck_and_i
         sensor.read_at(at_s(30), &mut w).unwrap().used_bytes,
         20 * MIB
     );
-    // With the kernel's children files, the listing is cheap and done every time.
+    // With the kernel's children files (looked up again every `LAYOUT_RECHECK` too), the listing is cheap
+    // and done on every sample while there are children.
     t.children(PID, &[100]);
     assert_eq!(
-        sensor.read_at(at_s(31), &mut w).unwrap().used_bytes,
+        sensor.read_at(at_s(59), &mut w).unwrap().used_bytes,
+        20 * MIB,
+        "still the scan of 30 s"
+    );
+    assert_eq!(
+        sensor.read_at(at_s(60), &mut w).unwrap().used_bytes,
         18 * MIB
     );
     assert_warned(&w, &[]);
@@ -486,6 +492,7 @@ fn without_children_files_a_new_child_is_counted_within_the_layout_recheck_and_i
 #[test]
 fn sampled_at_an_instant_a_process_alone_is_measured_by_rss_and_a_tree_by_pss() {
     let t = Tree::new();
+    t.children(PID, &[]);
     let mut sensor = MemorySensor::new(t.root(), PID);
     let mut w = Warnings::new();
     assert_eq!(
@@ -499,8 +506,55 @@ fn sampled_at_an_instant_a_process_alone_is_measured_by_rss_and_a_tree_by_pss() 
     );
     t.process(100, PID, 5 * MIB, 50 * MIB);
     t.children(PID, &[100]);
+    // Alone at 0 s, the process lists its children again after `CHILDLESS_RELIST`.
+    assert_eq!(
+        sensor
+            .read_at(at_s(pool_sensors::CHILDLESS_RELIST.as_secs()), &mut w)
+            .unwrap()
+            .used_bytes,
+        15 * MIB
+    );
+    assert_warned(&w, &[]);
+}
+
+#[test]
+fn with_children_files_a_tree_is_listed_every_sample_and_a_lone_process_every_childless_relist() {
+    let t = Tree::new();
+    t.process(100, PID, 5 * MIB, 0);
+    t.children(PID, &[100]);
+    let mut sensor = MemorySensor::new(t.root(), PID);
+    let mut w = Warnings::new();
+    assert_eq!(
+        sensor.read_at(at_s(0), &mut w).unwrap().used_bytes,
+        15 * MIB
+    );
+    // With a child, a second child is seen at the next sample, and so is the end of both.
+    t.process(101, PID, 2 * MIB, 0);
+    t.children(PID, &[100, 101]);
     assert_eq!(
         sensor.read_at(at_s(1), &mut w).unwrap().used_bytes,
+        17 * MIB
+    );
+    t.children(PID, &[]);
+    assert_eq!(
+        sensor.read_at(at_s(2), &mut w).unwrap().used_bytes,
+        30 * MIB,
+        "alone again: measured by RSS"
+    );
+    // Alone, a new child waits for the relist.
+    t.children(PID, &[100]);
+    assert_eq!(
+        sensor
+            .read_at(at_s(2) + pool_sensors::CHILDLESS_RELIST / 2, &mut w)
+            .unwrap()
+            .used_bytes,
+        30 * MIB
+    );
+    assert_eq!(
+        sensor
+            .read_at(at_s(2) + pool_sensors::CHILDLESS_RELIST, &mut w)
+            .unwrap()
+            .used_bytes,
         15 * MIB
     );
     assert_warned(&w, &[]);
