@@ -12,6 +12,7 @@ mod boxed;
 mod builder;
 mod mode;
 mod queue;
+mod slab;
 mod sleep;
 mod stream;
 
@@ -25,7 +26,7 @@ use crate::config::{ConfigError, PoolConfig};
 use crate::driver::{Handle, PoolError, Run, Setter};
 use crate::pool::{Pool, RunError, RunReport};
 use crate::scale::ScalingPolicy;
-use crate::seams::{EventSink, Runtime, Sensors, Spawn, TaskFns};
+use crate::seams::{EventSink, Launch, Runtime, Sensors, Spawn, TaskFns};
 use crate::status::SystemInfo;
 use crate::time::Instant;
 
@@ -130,31 +131,11 @@ where
     /// assert!(!pool.handle().is_running());
     /// ```
     pub async fn run(&self) -> Result<RunReport, PoolError<Fns::Error>> {
-        let taken = self.inner.lock().unwrap_or_else(|e| e.into_inner()).take();
-        let mut taken = Taken {
-            slot: &self.inner,
-            inner: Some(taken.ok_or(PoolError::AlreadyRunning)?),
-        };
-        let Some(inner) = taken.inner.as_mut() else {
-            return Err(PoolError::AlreadyRunning);
-        };
         let launcher = match self.mode {
             TaskMode::Spawned => Launcher::Spawned(self.runtime.clone()),
             TaskMode::InPlace => Launcher::InPlace,
         };
-        let mut run = Run::new(
-            &mut inner.pool,
-            &self.handle,
-            &mut inner.fns,
-            &self.runtime,
-            launcher,
-            &mut inner.sensors,
-            &mut *inner.sink,
-        )?;
-        if let Some(member) = &inner.budget {
-            run = run.with_budget(member);
-        }
-        self.runtime.drive(run).await
+        self.run_with(launcher).await
     }
 }
 
@@ -197,6 +178,15 @@ where
     /// assert_eq!(report.succeeded, 30);
     /// ```
     pub async fn run_local(&self) -> Result<RunReport, PoolError<Fns::Error>> {
+        self.run_with(crate::driver::InPlace).await
+    }
+
+    /// One run with `launcher`: takes the run state out of the pool for the run's length (it goes back
+    /// however the run ends, a drop included) and drives it.
+    async fn run_with<L: Launch<Fns::Task>>(
+        &self,
+        launcher: L,
+    ) -> Result<RunReport, PoolError<Fns::Error>> {
         let taken = self.inner.lock().unwrap_or_else(|e| e.into_inner()).take();
         let mut taken = Taken {
             slot: &self.inner,
@@ -210,7 +200,7 @@ where
             &self.handle,
             &mut inner.fns,
             &self.runtime,
-            crate::driver::InPlace,
+            launcher,
             &mut inner.sensors,
             &mut *inner.sink,
         )?;

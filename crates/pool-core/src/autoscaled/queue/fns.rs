@@ -18,6 +18,7 @@ use core::time::Duration;
 use std::collections::HashSet;
 
 use super::{CrawlQueue, CrawlReport, Ctx, FailedItem, Inbox, RetrySettings};
+use crate::autoscaled::slab::Slab;
 use crate::driver::Handle;
 use crate::outcome::Outcome;
 use crate::pool::RunReport;
@@ -63,9 +64,7 @@ pub(super) struct QueueFns<T, K, F, R, Rt: Runtime, E> {
     seen: HashSet<K>,
     ready: VecDeque<Entry<T>>,
     held: BinaryHeap<Held<T>>,
-    in_flight: Vec<Option<Entry<T>>>,
-    free: Vec<u32>,
-    running: usize,
+    in_flight: Slab<Entry<T>>,
     task: F,
     on_failed: R,
     handle: Handle,
@@ -98,9 +97,7 @@ where
             seen: HashSet::new(),
             ready: VecDeque::new(),
             held: BinaryHeap::new(),
-            in_flight: Vec::new(),
-            free: Vec::new(),
-            running: 0,
+            in_flight: Slab::default(),
             task,
             on_failed,
             handle,
@@ -153,10 +150,7 @@ where
 
     /// Frees an in-flight slot, returning its item.
     fn leave(&mut self, slot: u32) -> Option<Entry<T>> {
-        let entry = self.in_flight.get_mut(slot as usize)?.take()?;
-        self.free.push(slot);
-        self.running -= 1;
-        Some(entry)
+        self.in_flight.take(slot)
     }
 
     /// The wait before retrying an item whose attempt `attempt` failed: the backoff doubled per retry.
@@ -256,17 +250,7 @@ where
             attempt: entry.attempt,
         };
         let fut = (self.task)(entry.item.clone(), ctx);
-        let slot = match self.free.pop() {
-            Some(slot) => slot,
-            None => {
-                self.in_flight.push(None);
-                u32::try_from(self.in_flight.len() - 1).unwrap_or(u32::MAX)
-            }
-        };
-        if let Some(place) = self.in_flight.get_mut(slot as usize) {
-            *place = Some(entry);
-        }
-        self.running += 1;
+        let slot = self.in_flight.insert(entry);
         QueueTask {
             fut: Some(fut),
             slot,
@@ -288,7 +272,7 @@ where
         self.take_in();
         let done = self.ready.is_empty()
             && self.held.is_empty()
-            && self.running == 0
+            && self.in_flight.len() == 0
             && self.inbox.items.is_empty();
         ready(Ok(done))
     }

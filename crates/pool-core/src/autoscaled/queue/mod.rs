@@ -20,12 +20,12 @@ use atomic_waker::AtomicWaker;
 use concurrent_queue::ConcurrentQueue;
 
 use self::fns::QueueFns;
-use super::builder::Builder;
+use super::builder::{Builder, Parts};
 use super::{Launcher, TaskMode};
 use crate::driver::{Handle, PoolError, Run};
 use crate::outcome::Outcome;
 use crate::pool::RunReport;
-use crate::seams::{Runtime, Sensors, Spawn};
+use crate::seams::{Launch, Runtime, Sensors, Spawn};
 
 /// How a [`CrawlQueue`] retries an item whose attempt did not succeed.
 ///
@@ -295,23 +295,11 @@ where
         O: Into<Outcome> + Send + 'static,
         E: Send + 'static,
     {
-        let (parts, _) = builder.into_parts().map_err(PoolError::Config)?;
-        let launcher = match parts.mode {
+        self.crawl_with(builder, task, on_failed, |parts| match parts.mode {
             TaskMode::Spawned => Launcher::Spawned(parts.runtime.clone()),
             TaskMode::InPlace => Launcher::InPlace,
-        };
-        let (mut pool, handle, rt) = (parts.pool, parts.handle, parts.runtime);
-        let (sensors, mut sink, budget) = (parts.sensors, parts.sink, parts.budget);
-        let mut fns = QueueFns::new(self, task, on_failed, handle.clone(), rt.clone());
-        let _running = Running::new(&self.inbox, &handle);
-        let mut run = Run::new(
-            &mut pool, &handle, &mut fns, &rt, launcher, sensors, &mut *sink,
-        )?;
-        if let Some(member) = &budget {
-            run = run.with_budget(member);
-        }
-        let run = rt.drive(run).await?;
-        Ok(fns.into_report(run))
+        })
+        .await
     }
 
     /// [`crawl`](Self::crawl) with every task polled in place, whatever the builder's task mode, so `task`'s
@@ -332,12 +320,32 @@ where
         Fut: Future<Output = Result<O, E>>,
         O: Into<Outcome>,
     {
+        self.crawl_with(builder, task, |_| {}, |_| crate::driver::InPlace)
+            .await
+    }
+
+    /// One crawl, its tasks started by the launcher `launcher` picks from the builder's parts.
+    async fn crawl_with<Rt, Se, F, Fut, O, E, L>(
+        &self,
+        builder: Builder<Rt, (), (), (), Se>,
+        task: F,
+        on_failed: impl FnMut(&FailedItem<T, E>),
+        launcher: impl FnOnce(&Parts<Rt, Se>) -> L,
+    ) -> Result<CrawlReport<T, E>, PoolError<E>>
+    where
+        Rt: Runtime + Clone,
+        Se: Sensors,
+        F: FnMut(T, Ctx<T>) -> Fut,
+        Fut: Future<Output = Result<O, E>>,
+        O: Into<Outcome>,
+        L: Launch<fns::QueueTask<Fut, T>>,
+    {
         let (parts, _) = builder.into_parts().map_err(PoolError::Config)?;
+        let launcher = launcher(&parts);
         let (mut pool, handle, rt) = (parts.pool, parts.handle, parts.runtime);
         let (sensors, mut sink, budget) = (parts.sensors, parts.sink, parts.budget);
-        let mut fns = QueueFns::new(self, task, |_| {}, handle.clone(), rt.clone());
+        let mut fns = QueueFns::new(self, task, on_failed, handle.clone(), rt.clone());
         let _running = Running::new(&self.inbox, &handle);
-        let launcher = crate::driver::InPlace;
         let mut run = Run::new(
             &mut pool, &handle, &mut fns, &rt, launcher, sensors, &mut *sink,
         )?;

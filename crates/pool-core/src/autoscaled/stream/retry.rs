@@ -3,7 +3,6 @@
 
 use alloc::boxed::Box;
 use alloc::collections::VecDeque;
-use alloc::vec::Vec;
 use core::convert::Infallible;
 use core::fmt;
 use core::future::{Future, Ready, ready};
@@ -14,6 +13,7 @@ use futures_lite::Stream;
 
 use super::ItemSource;
 use super::items::Done;
+use crate::autoscaled::slab::Slab;
 use crate::driver::Handle;
 use crate::outcome::Outcome;
 use crate::seams::TaskFns;
@@ -38,8 +38,7 @@ pub struct RetryItems<St: Stream, F, Fut: Future> {
     next: Option<Entry<St::Item>>,
     retries: VecDeque<Entry<St::Item>>,
     /// Each running attempt's item, by slot, for its retry.
-    in_flight: Vec<Option<Entry<St::Item>>>,
-    free: Vec<u32>,
+    in_flight: Slab<Entry<St::Item>>,
     results: VecDeque<Fut::Output>,
     classify: fn(&Fut::Output) -> Outcome,
     handle: Handle,
@@ -71,8 +70,7 @@ impl<St: Stream, F, Fut: Future> RetryItems<St, F, Fut> {
             exhausted: false,
             next: None,
             retries: VecDeque::new(),
-            in_flight: Vec::new(),
-            free: Vec::new(),
+            in_flight: Slab::default(),
             results: VecDeque::new(),
             classify,
             handle,
@@ -114,16 +112,7 @@ where
             return RetryTask { fut: None, slot: 0 };
         };
         let fut = (self.make)(entry.item.clone());
-        let slot = match self.free.pop() {
-            Some(slot) => slot,
-            None => {
-                self.in_flight.push(None);
-                u32::try_from(self.in_flight.len() - 1).unwrap_or(u32::MAX)
-            }
-        };
-        if let Some(place) = self.in_flight.get_mut(slot as usize) {
-            *place = Some(entry);
-        }
+        let slot = self.in_flight.insert(entry);
         RetryTask {
             fut: Some(fut),
             slot,
@@ -173,9 +162,7 @@ where
             return Outcome::Failed;
         };
         let outcome = (self.classify)(&result);
-        let entry = self.in_flight.get_mut(slot as usize).and_then(Option::take);
-        if let Some(entry) = entry {
-            self.free.push(slot);
+        if let Some(entry) = self.in_flight.take(slot) {
             let again = !matches!(outcome, Outcome::Succeeded) && entry.attempt <= self.max_retries;
             if again {
                 self.retries.push_back(Entry {
