@@ -7,7 +7,7 @@ use pool_core::Instant;
 
 use crate::cgroup::Cgroups;
 use crate::parse;
-use crate::root::SensorRoot;
+use crate::root::{Kept, SensorRoot};
 use crate::tree;
 use crate::warn::Warnings;
 
@@ -98,6 +98,8 @@ pub struct CpuSensor {
     last_source: Option<CpuSource>,
     layout: Option<Layout>,
     descendants: tree::Descendants,
+    /// The process's own `/proc/PID/stat`, kept open.
+    stat_file: Kept,
 }
 
 /// A limit candidate: cores and where its usage is counted.
@@ -127,6 +129,7 @@ impl CpuSensor {
             last_source: None,
             layout: None,
             descendants: tree::Descendants::default(),
+            stat_file: Kept::default(),
         }
     }
 
@@ -200,8 +203,11 @@ impl CpuSensor {
     /// The process tree's CPU time over `cores`.
     fn tree(&mut self, now: Instant, cores: f64, w: &mut Warnings) -> Option<f64> {
         let pid = self.pid;
-        let own = match self.root.read(format!("/proc/{pid}/stat")) {
-            Ok(t) => parse::pid_cpu_with_reaped(&t),
+        let own = match self
+            .stat_file
+            .read(&self.root, &format!("/proc/{pid}/stat"), now)
+        {
+            Ok(t) => parse::pid_cpu_with_reaped(t),
             Err(e) => {
                 w.warn("cpu.process_unreadable", || {
                     format!("cannot read /proc/{pid}/stat ({e}); no process CPU reading")
@@ -283,8 +289,11 @@ impl CpuSensor {
 
     fn process(&mut self, now: Instant, w: &mut Warnings) -> Option<f64> {
         let pid = self.pid;
-        let ticks = match self.root.read(format!("/proc/{pid}/stat")) {
-            Ok(t) => match parse::pid_stat(&t) {
+        let ticks = match self
+            .stat_file
+            .read(&self.root, &format!("/proc/{pid}/stat"), now)
+        {
+            Ok(t) => match parse::pid_stat(t) {
                 Some((_, ticks)) => ticks,
                 None => {
                     w.warn("cpu.process_garbage", || {

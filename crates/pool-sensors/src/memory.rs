@@ -1,14 +1,14 @@
 //! The Linux memory sensor: the process tree's PSS (RSS as a fallback), and the memory available to the
 //! process (the tightest cgroup limit along its path, or physical memory) with the use within it.
 
-use std::io::ErrorKind;
+use std::io::{self, ErrorKind};
 use std::path::{Path, PathBuf};
 
 use pool_core::Instant;
 
 use crate::cgroup::Cgroups;
 use crate::parse;
-use crate::root::{SensorRoot, read_optional};
+use crate::root::{Kept, SensorRoot, read_optional};
 use crate::tree;
 use crate::warn::Warnings;
 
@@ -52,6 +52,9 @@ pub struct MemorySensor {
     /// For [`MemorySensor::read_at`]: the limited cgroup levels, looked up at an instant.
     levels: Option<(Instant, Levels)>,
     descendants: tree::Descendants,
+    /// `/proc/meminfo` and the process's own `status`, kept open for [`MemorySensor::read_at`].
+    meminfo_file: Kept,
+    status_file: Kept,
 }
 
 /// The cgroup levels along the process's paths that have a memory limit below `MemTotal`, with that limit.
@@ -69,6 +72,8 @@ impl MemorySensor {
             pss_available: true,
             levels: None,
             descendants: tree::Descendants::default(),
+            meminfo_file: Kept::default(),
+            status_file: Kept::default(),
         }
     }
 
@@ -81,7 +86,7 @@ impl MemorySensor {
     /// be read.
     pub fn read(&mut self, w: &mut Warnings) -> Option<MemorySample> {
         let children = tree::descendants(&self.root, self.pid, "memory.children_unlisted", w);
-        let used_bytes = self.tree_bytes(&children, false, w)?;
+        let used_bytes = self.tree_bytes(&children, None, w)?;
         let (total_bytes, system_used_bytes, source) = self.available(w);
         Some(MemorySample {
             used_bytes,
@@ -99,8 +104,9 @@ impl MemorySensor {
         let children =
             self.descendants
                 .at(&self.root, self.pid, now, "memory.children_unlisted", w);
-        let used_bytes = self.tree_bytes(&children, true, w)?;
-        let (mem_total, mem_available) = self.meminfo(w);
+        let used_bytes = self.tree_bytes(&children, Some(now), w)?;
+        let text = self.meminfo_file.read(&self.root, "/proc/meminfo", now);
+        let (mem_total, mem_available) = meminfo(text, w);
         let levels = match &self.levels {
             Some((at, levels)) if now.saturating_duration_since(*at) < crate::LAYOUT_RECHECK => {
                 levels.clone()
@@ -143,56 +149,38 @@ impl MemorySensor {
     }
 
     fn meminfo(&self, w: &mut Warnings) -> (Option<u64>, Option<u64>) {
-        let text = match self.root.read("/proc/meminfo") {
-            Ok(t) => t,
-            Err(e) => {
-                w.warn("memory.meminfo_unreadable", || {
-                    format!("cannot read /proc/meminfo ({e}); physical memory is unknown")
-                });
-                return (None, None);
-            }
-        };
-        let total = match parse::kb_field(&text, "MemTotal") {
-            Ok(Some(t)) if t > 0 => Some(t),
-            _ => {
-                w.warn("memory.meminfo_garbage", || {
-                    "/proc/meminfo has no usable MemTotal; physical memory is unknown".into()
-                });
-                None
-            }
-        };
-        let available = match parse::kb_field(&text, "MemAvailable") {
-            Ok(Some(a)) => Some(a),
-            _ => {
-                w.warn("memory.available_unknown", || {
-                    "/proc/meminfo has no usable MemAvailable (kernel older than 3.14?); system-wide use is unknown"
-                        .into()
-                });
-                None
-            }
-        };
-        (total, available)
+        let text = self.root.read("/proc/meminfo");
+        meminfo(
+            text.as_deref()
+                .map_err(|e| io::Error::new(e.kind(), e.to_string())),
+            w,
+        )
     }
 
     /// This process plus its descendants, in bytes. `None` when the process itself cannot be read.
     pub fn process_tree_bytes(&mut self, w: &mut Warnings) -> Option<u64> {
         let children = tree::descendants(&self.root, self.pid, "memory.children_unlisted", w);
-        self.tree_bytes(&children, false, w)
+        self.tree_bytes(&children, None, w)
     }
 
-    /// This process plus `children`, in bytes. With `alone_by_rss` and no children, the process alone is
-    /// measured by its RSS (`/proc/PID/status`), a tenth of the cost of `smaps_rollup`'s PSS: PSS exists to
-    /// count the pages a tree shares once, and a process alone shares with no one it is measured with.
+    /// This process plus `children`, in bytes. Sampled at an instant and with no children, the process alone
+    /// is measured by its RSS (`/proc/PID/status`, kept open), a tenth of the cost of `smaps_rollup`'s PSS:
+    /// PSS exists to count the pages a tree shares once, and a process alone shares with no one it is
+    /// measured with.
     fn tree_bytes(
         &mut self,
         children: &[u32],
-        alone_by_rss: bool,
+        sampled_at: Option<Instant>,
         w: &mut Warnings,
     ) -> Option<u64> {
-        let own = if alone_by_rss && children.is_empty() {
-            self.rss_bytes(self.pid)
-        } else {
-            self.process_bytes(self.pid, w)
+        let own = match sampled_at {
+            Some(now) if children.is_empty() => {
+                let text =
+                    self.status_file
+                        .read(&self.root, &format!("/proc/{}/status", self.pid), now);
+                own_rss(text)
+            }
+            _ => self.process_bytes(self.pid, w),
         };
         let mut sum = match own {
             Ok(b) => b,
@@ -416,4 +404,49 @@ fn charged(dir: &Path, f: &Files, w: &mut Warnings) -> Option<u64> {
         }
     };
     Some(usage.saturating_sub(credit))
+}
+
+/// `MemTotal` and `MemAvailable` from `/proc/meminfo`'s text, warning about what is missing.
+fn meminfo(text: io::Result<&str>, w: &mut Warnings) -> (Option<u64>, Option<u64>) {
+    let text = match text {
+        Ok(t) => t,
+        Err(e) => {
+            w.warn("memory.meminfo_unreadable", || {
+                format!("cannot read /proc/meminfo ({e}); physical memory is unknown")
+            });
+            return (None, None);
+        }
+    };
+    let total = match parse::kb_field(text, "MemTotal") {
+        Ok(Some(t)) if t > 0 => Some(t),
+        _ => {
+            w.warn("memory.meminfo_garbage", || {
+                "/proc/meminfo has no usable MemTotal; physical memory is unknown".into()
+            });
+            None
+        }
+    };
+    let available = match parse::kb_field(text, "MemAvailable") {
+        Ok(Some(a)) => Some(a),
+        _ => {
+            w.warn("memory.available_unknown", || {
+                "/proc/meminfo has no usable MemAvailable (kernel older than 3.14?); system-wide use is unknown"
+                    .into()
+            });
+            None
+        }
+    };
+    (total, available)
+}
+
+/// The process's own RSS from its `/proc/PID/status` text.
+fn own_rss(text: io::Result<&str>) -> Result<u64, String> {
+    match text {
+        Ok(t) => match parse::kb_field(t, "VmRSS") {
+            Ok(Some(b)) => Ok(b),
+            Ok(None) => Err("no VmRSS in /proc/PID/status".into()),
+            Err(()) => Err("garbage VmRSS in /proc/PID/status".into()),
+        },
+        Err(e) => Err(e.to_string()),
+    }
 }
