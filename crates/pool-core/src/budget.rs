@@ -153,6 +153,16 @@ impl BudgetMember {
         self.member.held.load(Ordering::Acquire)
     }
 
+    /// Permits in use across the whole budget.
+    pub fn budget_in_use(&self) -> usize {
+        self.budget.state.load(Ordering::Acquire) / PERMIT
+    }
+
+    /// The whole budget's capacity.
+    pub fn budget_capacity(&self) -> usize {
+        self.budget.capacity
+    }
+
     /// This member's share now (0 while it does not run).
     pub fn share(&self) -> usize {
         self.member.share.load(Ordering::Acquire)

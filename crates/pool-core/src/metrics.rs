@@ -4,7 +4,9 @@
 //! Three pieces, because the pool reports through three channels:
 //! - [`MetricsSink`], an [`EventSink`]: desired and current concurrency and each signal's overloaded ratio at
 //!   every scaling decision and status record, and the timed-out, memory-critical and scaling counters.
-//! - [`record_handle`]: the same gauges read from a [`Handle`] now, for a scrape or a timer between ticks.
+//! - [`record_handle`]: the same gauges read from a [`Handle`] now, for a scrape or a timer between ticks;
+//!   [`record_budget`] the shares of a [`SharedBudget`](crate::SharedBudget), what a replica autoscaler (HPA,
+//!   KEDA) reads to tell a saturated budget from a saturated replica.
 //! - [`instrument`]: wraps `run_task` to count tasks started, finished (succeeded), throttled, and failed
 //!   (returned `Err`, panicked, or reported [`Outcome::Failed`]).
 //!
@@ -23,6 +25,8 @@
 //! | `autoscaled_pool_throttles_total` | counter: every throttle, from tasks or handles | |
 //! | `autoscaled_pool_tasks_timed_out_total` | counter | |
 //! | `autoscaled_pool_memory_critical_total` | counter | |
+//! | `autoscaled_pool_budget_share`, `autoscaled_pool_budget_held` | gauge (from a budget member) | |
+//! | `autoscaled_pool_budget_in_use`, `autoscaled_pool_budget_capacity` | gauge (the whole shared budget) | |
 //!
 //! `signal` is `cpu`, `memory`, `event_loop`, `client`, or a custom signal's name.
 //!
@@ -139,6 +143,15 @@ pub fn record_handle(handle: &Handle) {
     }
 }
 
+/// Records a budget member's gauges now: its share and the permits it holds, and the whole budget's permits
+/// in use and capacity. A pool at its share while the budget is spent gains nothing from another replica.
+pub fn record_budget(member: &crate::budget::BudgetMember) {
+    gauge!("autoscaled_pool_budget_share").set(member.share() as f64);
+    gauge!("autoscaled_pool_budget_held").set(member.held() as f64);
+    gauge!("autoscaled_pool_budget_in_use").set(member.budget_in_use() as f64);
+    gauge!("autoscaled_pool_budget_capacity").set(member.budget_capacity() as f64);
+}
+
 fn record_info(info: &SystemInfo) {
     let builtin = [
         ("cpu", &info.cpu),
@@ -197,6 +210,33 @@ impl<F: Future<Output = Result<O, E>>, O: Clone + Into<Outcome>, E> Future for I
                 counter!("autoscaled_pool_tasks_failed_total").increment(1);
                 resume_unwind(panic)
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::record_budget;
+    use crate::{Handle, Pool, PoolConfig, SharedBudget};
+
+    #[test]
+    fn a_budget_members_share_and_the_budgets_use_are_exported() {
+        let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+        let prometheus = recorder.handle();
+        let budget = SharedBudget::new(8);
+        let member = budget.member(1);
+        let handle = Handle::new(&Pool::new(PoolConfig::default()).unwrap());
+        member.join(&handle, 5);
+        member.try_acquire().unwrap();
+        metrics::with_local_recorder(&recorder, || record_budget(&member));
+        let text = prometheus.render();
+        for line in [
+            "autoscaled_pool_budget_share 5",
+            "autoscaled_pool_budget_held 1",
+            "autoscaled_pool_budget_in_use 1",
+            "autoscaled_pool_budget_capacity 8",
+        ] {
+            assert!(text.contains(line), "{line} in\n{text}");
         }
     }
 }
