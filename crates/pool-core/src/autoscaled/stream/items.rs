@@ -1,6 +1,5 @@
 //! [`Items`]: a stream of futures as a driver's task functions, each future run once.
 
-use alloc::boxed::Box;
 use alloc::collections::VecDeque;
 use core::convert::Infallible;
 use core::fmt;
@@ -10,7 +9,7 @@ use core::task::{Context, Poll};
 
 use futures_lite::Stream;
 
-use super::ItemSource;
+use super::{ItemSource, Upstream, buffer_full};
 use crate::driver::Handle;
 use crate::outcome::Outcome;
 use crate::seams::TaskFns;
@@ -21,10 +20,9 @@ pub struct Items<St: Stream>
 where
     St::Item: Future,
 {
-    upstream: Pin<Box<St>>,
+    upstream: Upstream<St>,
     /// The future readiness took from the upstream, for `run_task`.
     next: Option<St::Item>,
-    exhausted: bool,
     /// Results the consumer has not taken yet.
     results: VecDeque<<St::Item as Future>::Output>,
     classify: fn(&<St::Item as Future>::Output) -> Outcome,
@@ -37,7 +35,7 @@ where
 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Items")
-            .field("exhausted", &self.exhausted)
+            .field("exhausted", &self.upstream.is_exhausted())
             .field("results", &self.results.len())
             .finish_non_exhaustive()
     }
@@ -49,9 +47,8 @@ where
 {
     pub(super) fn new(upstream: St, handle: Handle) -> Self {
         Items {
-            upstream: Box::pin(upstream),
+            upstream: Upstream::new(upstream),
             next: None,
-            exhausted: false,
             results: VecDeque::new(),
             classify: |_| Outcome::Succeeded,
             handle,
@@ -99,25 +96,17 @@ where
         if self.next.is_some() {
             return Some(Poll::Ready(Ok(true)));
         }
-        // Results the consumer has not taken hold slots: the stream buffers no more than the pool runs.
-        if self.exhausted || self.results.len() >= self.handle.desired_concurrency().max(1) {
+        if buffer_full(self.results.len(), &self.handle) {
             return Some(Poll::Ready(Ok(false)));
         }
-        Some(match self.upstream.as_mut().poll_next(cx) {
-            Poll::Ready(Some(fut)) => {
-                self.next = Some(fut);
-                Poll::Ready(Ok(true))
-            }
-            Poll::Ready(None) => {
-                self.exhausted = true;
-                Poll::Ready(Ok(false))
-            }
-            Poll::Pending => Poll::Pending,
-        })
+        Some(self.upstream.poll_next(cx).map(|fut| {
+            self.next = fut;
+            Ok(self.next.is_some())
+        }))
     }
 
     fn is_finished(&mut self) -> Self::Finished {
-        ready(Ok(self.exhausted && self.next.is_none()))
+        ready(Ok(self.upstream.is_exhausted() && self.next.is_none()))
     }
 
     #[inline]

@@ -344,3 +344,40 @@ where
 /// The driver an [`Autoscaled`] owns.
 type ItemDriver<Src, Rt, Se, L> =
     Driver<Owned<Pool<BoxPolicy>>, Owned<Src>, Owned<Rt>, L, Se, Box<dyn EventSink + Send>>;
+
+/// The upstream both item sources poll: the stream, boxed so the source may move, and whether it has ended.
+pub(crate) struct Upstream<St> {
+    stream: Pin<Box<St>>,
+    exhausted: bool,
+}
+
+impl<St: Stream> Upstream<St> {
+    pub(crate) fn new(stream: St) -> Self {
+        Upstream {
+            stream: Box::pin(stream),
+            exhausted: false,
+        }
+    }
+
+    /// The next item, or `None` once the stream has ended (it is not polled again after that).
+    pub(crate) fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<St::Item>> {
+        if self.exhausted {
+            return Poll::Ready(None);
+        }
+        let next = self.stream.as_mut().poll_next(cx);
+        if let Poll::Ready(None) = next {
+            self.exhausted = true;
+        }
+        next
+    }
+
+    pub(crate) fn is_exhausted(&self) -> bool {
+        self.exhausted
+    }
+}
+
+/// Whether the results the consumer has not taken fill the pool's desired concurrency: they hold slots,
+/// so the stream buffers no more than the pool runs.
+pub(crate) fn buffer_full(results: usize, handle: &Handle) -> bool {
+    results >= handle.desired_concurrency().max(1)
+}

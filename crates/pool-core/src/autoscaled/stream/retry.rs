@@ -1,7 +1,6 @@
 //! [`RetryItems`]: a stream of items as a driver's task functions, each item's future made by a closure, so
 //! an attempt that was throttled or failed can be made again.
 
-use alloc::boxed::Box;
 use alloc::collections::VecDeque;
 use core::convert::Infallible;
 use core::fmt;
@@ -11,8 +10,8 @@ use core::task::{Context, Poll};
 
 use futures_lite::Stream;
 
-use super::ItemSource;
 use super::items::Done;
+use super::{ItemSource, Upstream, buffer_full};
 use crate::autoscaled::slab::Slab;
 use crate::driver::Handle;
 use crate::outcome::Outcome;
@@ -31,10 +30,9 @@ struct Entry<I> {
 /// and its result is not yielded; the retry waits in line before new items, and the pool's own backoff
 /// spaces it after a throttle. The last attempt's result is yielded whatever it was.
 pub struct RetryItems<St: Stream, F, Fut: Future> {
-    upstream: Pin<Box<St>>,
+    upstream: Upstream<St>,
     make: F,
     max_retries: u32,
-    exhausted: bool,
     next: Option<Entry<St::Item>>,
     retries: VecDeque<Entry<St::Item>>,
     /// Each running attempt's item, by slot, for its retry.
@@ -48,7 +46,7 @@ impl<St: Stream, F, Fut: Future> fmt::Debug for RetryItems<St, F, Fut> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RetryItems")
             .field("max_retries", &self.max_retries)
-            .field("exhausted", &self.exhausted)
+            .field("exhausted", &self.upstream.is_exhausted())
             .field("retries", &self.retries.len())
             .field("results", &self.results.len())
             .finish_non_exhaustive()
@@ -64,10 +62,9 @@ impl<St: Stream, F, Fut: Future> RetryItems<St, F, Fut> {
         handle: Handle,
     ) -> Self {
         RetryItems {
-            upstream: Box::pin(upstream),
+            upstream: Upstream::new(upstream),
             make,
             max_retries,
-            exhausted: false,
             next: None,
             retries: VecDeque::new(),
             in_flight: Slab::default(),
@@ -128,31 +125,21 @@ where
         if self.next.is_some() {
             return Some(Poll::Ready(Ok(true)));
         }
-        if self.results.len() >= self.handle.desired_concurrency().max(1) {
+        if buffer_full(self.results.len(), &self.handle) {
             return Some(Poll::Ready(Ok(false)));
         }
         if let Some(entry) = self.retries.pop_front() {
             self.next = Some(entry);
             return Some(Poll::Ready(Ok(true)));
         }
-        if self.exhausted {
-            return Some(Poll::Ready(Ok(false)));
-        }
-        Some(match self.upstream.as_mut().poll_next(cx) {
-            Poll::Ready(Some(item)) => {
-                self.next = Some(Entry { item, attempt: 1 });
-                Poll::Ready(Ok(true))
-            }
-            Poll::Ready(None) => {
-                self.exhausted = true;
-                Poll::Ready(Ok(false))
-            }
-            Poll::Pending => Poll::Pending,
-        })
+        Some(self.upstream.poll_next(cx).map(|item| {
+            self.next = item.map(|item| Entry { item, attempt: 1 });
+            Ok(self.next.is_some())
+        }))
     }
 
     fn is_finished(&mut self) -> Self::Finished {
-        ready(Ok(self.exhausted
+        ready(Ok(self.upstream.is_exhausted()
             && self.next.is_none()
             && self.retries.is_empty()))
     }
