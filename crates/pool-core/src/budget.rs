@@ -19,6 +19,11 @@
 //!
 //! A throttle one member's task reports ([`Outcome::Throttled`](crate::Outcome)) is relayed to every other
 //! running member as [`Handle::report_throttle`], so one member's 429 slows them all.
+//!
+//! The capacity may move ([`SharedBudget::set_capacity`]), and the budget tells what its members want
+//! ([`SharedBudget::demand`]) and how many throttles they saw ([`SharedBudget::throttles`]): that is all a
+//! keeper of a budget that spans processes (`pool-redis`) needs to lease permits for the process and to share
+//! its throttles with the others ([`SharedBudget::report_throttle`]).
 
 use alloc::sync::Arc;
 use alloc::vec::Vec;
@@ -47,12 +52,15 @@ pub struct SharedBudget {
 }
 
 struct Inner {
-    capacity: usize,
+    /// The ceiling; a keeper that leases permits from elsewhere moves it.
+    capacity: AtomicUsize,
     /// Permits in use, shifted left by one, and in the low bit whether a member refused by the spent
     /// ceiling waits for a release. One word, so that a waiter's mark and a release are read-modify-writes of
     /// the same location and cannot miss each other.
     state: AtomicUsize,
     members: Mutex<Vec<Arc<Member>>>,
+    /// Throttles the members' tasks reported, and the last one's retry-after: what a keeper shares.
+    throttles: Mutex<(u64, Option<Duration>)>,
 }
 
 /// The waiter mark in [`Inner::state`].
@@ -75,7 +83,7 @@ struct Member {
 impl fmt::Debug for SharedBudget {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SharedBudget")
-            .field("capacity", &self.inner.capacity)
+            .field("capacity", &self.capacity())
             .field("in_use", &self.in_use())
             .finish_non_exhaustive()
     }
@@ -87,9 +95,10 @@ impl SharedBudget {
     pub fn new(capacity: usize) -> Self {
         SharedBudget {
             inner: Arc::new(Inner {
-                capacity,
+                capacity: AtomicUsize::new(capacity),
                 state: AtomicUsize::new(0),
                 members: Mutex::new(Vec::new()),
+                throttles: Mutex::new((0, None)),
             }),
         }
     }
@@ -114,12 +123,61 @@ impl SharedBudget {
 
     /// The capacity.
     pub fn capacity(&self) -> usize {
-        self.inner.capacity
+        self.inner.capacity.load(Ordering::Acquire)
+    }
+
+    /// Moves the capacity. Permits in use above a lower capacity stay with their tasks, and no member gets
+    /// another until the use is below it; a higher capacity wakes members waiting for a permit. The shares
+    /// are recomputed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pool_core::SharedBudget;
+    ///
+    /// let budget = SharedBudget::new(2);
+    /// budget.set_capacity(8);
+    /// assert_eq!(budget.capacity(), 8);
+    /// ```
+    pub fn set_capacity(&self, capacity: usize) {
+        let before = self.inner.capacity.swap(capacity, Ordering::AcqRel);
+        if before != capacity {
+            rebalance(&self.inner);
+        }
+        if capacity > before {
+            wake_waiters(&self.inner);
+        }
     }
 
     /// Permits in use now, across every member.
     pub fn in_use(&self) -> usize {
         self.inner.state.load(Ordering::Acquire) / PERMIT
+    }
+
+    /// What the running members want together: the sum of their demands (each its desired concurrency).
+    pub fn demand(&self) -> usize {
+        lock(&self.inner.members)
+            .iter()
+            .filter(|m| m.running.load(Ordering::Acquire))
+            .map(|m| m.demand.load(Ordering::Acquire).max(1))
+            .fold(0usize, usize::saturating_add)
+    }
+
+    /// How many throttles the members' tasks reported since the budget was made, and the last one's
+    /// retry-after.
+    pub fn throttles(&self) -> (u64, Option<Duration>) {
+        *lock(&self.inner.throttles)
+    }
+
+    /// Tells every running member that the service behind the tasks throttled, as if one of its own tasks had
+    /// been: a keeper calls this for a throttle another process saw. It is not counted in
+    /// [`throttles`](Self::throttles).
+    pub fn report_throttle(&self, retry_after: Option<Duration>) {
+        for m in lock(&self.inner.members).iter() {
+            if let Some(h) = lock(&m.handle).as_ref() {
+                h.report_throttle(retry_after);
+            }
+        }
     }
 }
 
@@ -160,7 +218,7 @@ impl BudgetMember {
 
     /// The whole budget's capacity.
     pub fn budget_capacity(&self) -> usize {
-        self.budget.capacity
+        self.budget.capacity.load(Ordering::Acquire)
     }
 
     /// This member's share now (0 while it does not run).
@@ -174,7 +232,7 @@ impl BudgetMember {
         *lock(&self.member.handle) = Some(handle.clone());
         self.member.demand.store(demand, Ordering::Release);
         self.member.running.store(true, Ordering::Release);
-        self.rebalance();
+        rebalance(&self.budget);
     }
 
     /// The member's run ended: its share goes to the others. Permits it still holds are its to give back.
@@ -182,14 +240,14 @@ impl BudgetMember {
         self.member.running.store(false, Ordering::Release);
         self.member.waiting.store(false, Ordering::Release);
         *lock(&self.member.handle) = None;
-        self.rebalance();
-        self.wake_waiters();
+        rebalance(&self.budget);
+        wake_waiters(&self.budget);
     }
 
     /// Publishes the member's demand (its desired concurrency); shares are recomputed if it changed.
     pub fn set_demand(&self, demand: usize) {
         if self.member.demand.swap(demand, Ordering::AcqRel) != demand {
-            self.rebalance();
+            rebalance(&self.budget);
         }
     }
 
@@ -206,7 +264,7 @@ impl BudgetMember {
         let inner = &self.budget;
         let mut state = inner.state.load(Ordering::Acquire);
         loop {
-            let next = if state / PERMIT < inner.capacity {
+            let next = if state / PERMIT < inner.capacity.load(Ordering::Acquire) {
                 state + PERMIT
             } else {
                 // Spent: mark this member, then the word. If a release changes the word first, the exchange
@@ -237,12 +295,16 @@ impl BudgetMember {
         let before = self.budget.state.fetch_sub(PERMIT, Ordering::AcqRel);
         if before & WAITING != 0 {
             self.budget.state.fetch_and(!WAITING, Ordering::AcqRel);
-            self.wake_waiters();
+            wake_waiters(&self.budget);
         }
     }
 
     /// Tells every other running member that the service behind the tasks throttled one of this member's.
     pub fn relay_throttle(&self, retry_after: Option<Duration>) {
+        {
+            let mut seen = lock(&self.budget.throttles);
+            *seen = (seen.0 + 1, retry_after);
+        }
         for other in lock(&self.budget.members).iter() {
             if !Arc::ptr_eq(other, &self.member)
                 && let Some(h) = lock(&other.handle).as_ref()
@@ -251,44 +313,45 @@ impl BudgetMember {
             }
         }
     }
+}
 
-    fn wake_waiters(&self) {
-        for m in lock(&self.budget.members).iter() {
-            if m.waiting.swap(false, Ordering::AcqRel)
-                && let Some(h) = lock(&m.handle).as_ref()
-            {
-                h.notify();
-            }
+/// Wakes the members marked as waiting for a permit.
+fn wake_waiters(budget: &Inner) {
+    for m in lock(&budget.members).iter() {
+        if m.waiting.swap(false, Ordering::AcqRel)
+            && let Some(h) = lock(&m.handle).as_ref()
+        {
+            h.notify();
         }
     }
+}
 
-    /// Recomputes every running member's share: the capacity water-filled by weight, each member capped at
-    /// its demand (at least 1, so a member that runs can always start one task when permits are free).
-    fn rebalance(&self) {
-        let members = lock(&self.budget.members);
-        let running: Vec<&Arc<Member>> = members
-            .iter()
-            .filter(|m| m.running.load(Ordering::Acquire))
-            .collect();
-        let demands: Vec<(usize, usize)> = running
-            .iter()
-            .map(|m| (m.weight, m.demand.load(Ordering::Acquire).max(1)))
-            .collect();
-        let shares = water_fill(self.budget.capacity, &demands);
-        for (m, share) in running.iter().zip(shares) {
-            // A member whose share grew may be waiting on its old one: wake it to take the new.
-            if m.share.swap(share, Ordering::AcqRel) < share
-                && let Some(h) = lock(&m.handle).as_ref()
-            {
-                h.notify();
-            }
-        }
-        for m in members
-            .iter()
-            .filter(|m| !m.running.load(Ordering::Acquire))
+/// Recomputes every running member's share: the capacity water-filled by weight, each member capped at its
+/// demand (at least 1, so a member that runs can always start one task when permits are free).
+fn rebalance(budget: &Inner) {
+    let members = lock(&budget.members);
+    let running: Vec<&Arc<Member>> = members
+        .iter()
+        .filter(|m| m.running.load(Ordering::Acquire))
+        .collect();
+    let demands: Vec<(usize, usize)> = running
+        .iter()
+        .map(|m| (m.weight, m.demand.load(Ordering::Acquire).max(1)))
+        .collect();
+    let shares = water_fill(budget.capacity.load(Ordering::Acquire), &demands);
+    for (m, share) in running.iter().zip(shares) {
+        // A member whose share grew may be waiting on its old one: wake it to take the new.
+        if m.share.swap(share, Ordering::AcqRel) < share
+            && let Some(h) = lock(&m.handle).as_ref()
         {
-            m.share.store(0, Ordering::Release);
+            h.notify();
         }
+    }
+    for m in members
+        .iter()
+        .filter(|m| !m.running.load(Ordering::Acquire))
+    {
+        m.share.store(0, Ordering::Release);
     }
 }
 

@@ -184,6 +184,118 @@ fn a_throttle_in_one_pool_is_relayed_to_the_other_pools_on_the_budget() {
     assert_eq!(rn.throttled, 1);
     assert_eq!(rq.throttled, 0);
     assert_eq!(rq.throttles_reported, 1, "the other pool heard of the 429");
+    assert_eq!(
+        budget.throttles(),
+        (1, None),
+        "counted once, for a keeper to share"
+    );
+}
+
+#[test]
+fn a_capacity_raised_during_a_run_wakes_the_pool_waiting_on_the_spent_budget() {
+    let sim = Sim::new();
+    let budget = SharedBudget::new(2);
+    let flight = InFlight::default();
+    let demand_seen = Cell::new(0usize);
+    let left = std::rc::Rc::new(Cell::new(60u32));
+    let (l1, l2, l3) = (left.clone(), left.clone(), left);
+    let (sim_ref, flight_ref, budget_ref, demand_ref) = (&sim, &flight, &budget, &demand_seen);
+    let pool = Builder::new(sim.runtime().clone(), ())
+        .concurrency_settings(ConcurrencySettings::new(8, 8, 8))
+        .budget(budget.member(1))
+        .run_task(move || {
+            l1.set(l1.get() - 1);
+            flight_ref.enter();
+            demand_ref.set(budget_ref.demand());
+            let slept = sim_ref.sleep(Duration::from_millis(10));
+            async move {
+                slept.await;
+                flight_ref.exit();
+                Ok::<(), ()>(())
+            }
+        })
+        .is_task_ready(move || {
+            let r = l2.get() > 0;
+            async move { Ok(r) }
+        })
+        .is_finished(move || {
+            let f = l3.get() == 0;
+            async move { Ok(f) }
+        })
+        .build()
+        .unwrap();
+    let peak_before = Cell::new(0usize);
+    let raise = async {
+        sim.sleep(Duration::from_millis(55)).await;
+        peak_before.set(flight.peak.get());
+        budget.set_capacity(6);
+    };
+    let (report, ()) = sim.block_on(zip(pool.run_local(), raise)).unwrap();
+    let report = report.unwrap();
+    assert_eq!(report.succeeded, 60);
+    assert_eq!(peak_before.get(), 2, "the first capacity held");
+    assert_eq!(
+        flight.peak.get(),
+        6,
+        "the raised capacity was used, and never crossed"
+    );
+    assert_eq!(
+        demand_seen.get(),
+        8,
+        "the pool's desired concurrency is the budget's demand"
+    );
+    assert_eq!(budget.demand(), 0, "nobody runs now");
+}
+
+#[test]
+fn a_capacity_lowered_below_the_permits_in_use_admits_nothing_until_the_use_is_below_it() {
+    let sim = Sim::new();
+    let budget = SharedBudget::new(6);
+    let flight = InFlight::default();
+    let lowered = Cell::new(false);
+    let peak_after = Cell::new(0usize);
+    let left = std::rc::Rc::new(Cell::new(60u32));
+    let (l1, l2, l3) = (left.clone(), left.clone(), left);
+    let (sim_ref, flight_ref, lowered_ref, after_ref) = (&sim, &flight, &lowered, &peak_after);
+    let pool = Builder::new(sim.runtime().clone(), ())
+        .concurrency_settings(ConcurrencySettings::new(8, 8, 8))
+        .budget(budget.member(1))
+        .run_task(move || {
+            l1.set(l1.get() - 1);
+            flight_ref.enter();
+            if lowered_ref.get() {
+                after_ref.set(after_ref.get().max(flight_ref.now.get()));
+            }
+            let slept = sim_ref.sleep(Duration::from_millis(10));
+            async move {
+                slept.await;
+                flight_ref.exit();
+                Ok::<(), ()>(())
+            }
+        })
+        .is_task_ready(move || {
+            let r = l2.get() > 0;
+            async move { Ok(r) }
+        })
+        .is_finished(move || {
+            let f = l3.get() == 0;
+            async move { Ok(f) }
+        })
+        .build()
+        .unwrap();
+    let lower = async {
+        sim.sleep(Duration::from_millis(25)).await;
+        budget.set_capacity(2);
+        lowered.set(true);
+    };
+    let (report, ()) = sim.block_on(zip(pool.run_local(), lower)).unwrap();
+    assert_eq!(report.unwrap().succeeded, 60);
+    assert_eq!(flight.peak.get(), 6);
+    assert_eq!(
+        peak_after.get(),
+        2,
+        "every start after the lowering found at most the new capacity in flight"
+    );
 }
 
 #[test]
