@@ -8,8 +8,8 @@ use std::{
 };
 
 use crate::{
-    Result, all_ok, cargo, crate_dirs, cross, e2e, nostd, package_name, reliability, run_command,
-    tidy,
+    Result, all_ok, cargo, crate_dirs, cross, e2e, fleet, nostd, package_name, reliability,
+    run_command, tidy,
 };
 
 /// A named CI step over the workspace at the given root.
@@ -26,6 +26,7 @@ const STEPS: &[Step] = &[
     ("sim", sim_fast),
     ("bench-smoke", bench_smoke),
     ("crawl-bench", crawl_bench_smoke),
+    ("fleet", fleet::smoke),
     ("doc", doc),
     ("package", package),
     ("nostd", nostd::run),
@@ -105,6 +106,8 @@ fn clippy_cmd(root: &Path, package: &str, flags: &[&str]) -> Command {
 }
 
 fn test(root: &Path) -> Result<()> {
+    // pool-redis's tests start a real redis-server.
+    fleet::ensure_redis()?;
     run_command(cargo(root).args([
         "test",
         "--workspace",

@@ -8,6 +8,7 @@ mod ci;
 mod crawl_bench;
 mod cross;
 mod e2e;
+mod fleet;
 mod nostd;
 mod reliability;
 mod sim;
@@ -47,8 +48,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Task {
-    /// Run every CI step (fmt, clippy, test, e2e, loom, miri, sim, bench-smoke, doc, package, nostd, cross,
-    /// tidy).
+    /// Run every CI step (fmt, clippy, test, e2e, loom, miri, sim, bench-smoke, crawl-bench, fleet, doc,
+    /// package, nostd, cross, tidy).
     Ci,
     /// Check the source tree against the repository rules.
     Tidy,
@@ -62,6 +63,8 @@ enum Task {
     Bench(bench::Options),
     /// The pool against a real nginx that throttles, beside fixed concurrency and Crawlee for Python.
     CrawlBench(crawl_bench::Options),
+    /// Ten processes on one Redis budget: target/fleet/summary.json (installs redis-server).
+    Fleet,
     /// Run the wall-clock end-to-end tests (crates/e2e).
     E2e,
     /// Build pool-core for a bare-metal target and check that it names no runtime.
@@ -93,6 +96,7 @@ fn try_main() -> Result<ExitCode> {
         Task::Bench(opts) => bench::run(&root, opts),
         Task::CrawlBench(opts) => done(crawl_bench::run(&root, opts)),
         Task::E2e => done(e2e::run(&root)),
+        Task::Fleet => done(fleet::run(&root)),
         Task::Nostd => done(nostd::run(&root)),
         Task::Cross => done(cross::run(&root)),
         Task::Package => done(ci::package(&root)),
