@@ -43,6 +43,8 @@
 
 mod keeper;
 mod lease;
+#[cfg(feature = "metrics")]
+pub mod metrics;
 mod script;
 mod settings;
 #[cfg(feature = "test-util")]
@@ -66,6 +68,7 @@ pub use settings::{RedisBudgetSettings, SettingsError};
 /// out; [`close`](Self::close) gives it back at once.
 pub struct RedisBudget {
     budget: SharedBudget,
+    capacity: usize,
     shared: Arc<Shared>,
     keeper: Option<JoinHandle<Keeper>>,
 }
@@ -147,6 +150,7 @@ impl RedisBudget {
         settings.validate().map_err(Error::Settings)?;
         let client = redis::Client::open(url).map_err(Error::Url)?;
         let budget = SharedBudget::new(0);
+        let capacity = settings.capacity;
         let shared = Arc::new(Shared::default());
         let mut keeper = Keeper {
             budget: budget.clone(),
@@ -163,6 +167,7 @@ impl RedisBudget {
         }
         Ok(RedisBudget {
             budget,
+            capacity,
             shared,
             keeper: Some(tokio::spawn(keeper.run())),
         })
@@ -172,6 +177,11 @@ impl RedisBudget {
     /// builder ([`Builder::budget`](pool_core::Builder::budget)).
     pub fn member(&self, weight: usize) -> BudgetMember {
         self.budget.member(weight)
+    }
+
+    /// The budget's capacity (across every process).
+    pub fn capacity(&self) -> usize {
+        self.capacity
     }
 
     /// The process's local budget, whose capacity the keeper leases.

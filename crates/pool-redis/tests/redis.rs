@@ -345,3 +345,21 @@ async fn bad_settings_and_an_unreachable_redis_are_refused_with_their_reason() {
         Err(Error::Url(_))
     ));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lease_is_exported_as_gauges_a_replica_autoscaler_reads() {
+    let redis = RedisServer::start().unwrap();
+    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+    let prometheus = recorder.handle();
+    let a = RedisBudget::connect(&redis.url(), settings("gauges", 6))
+        .await
+        .unwrap();
+    let (all, g) = (Arc::new(Gauge::default()), Arc::new(Gauge::default()));
+    run_pool(&a, 4, all, g, stop_after(Duration::from_millis(300)), false).await;
+    metrics::with_local_recorder(&recorder, || pool_redis::metrics::record_lease(&a));
+    let text = prometheus.render();
+    assert!(text.contains("autoscaled_pool_lease_capacity 6"), "{text}");
+    assert!(text.contains("autoscaled_pool_lease_processes 1"), "{text}");
+    assert!(text.contains("autoscaled_pool_lease_outage 0"), "{text}");
+    assert!(text.contains("autoscaled_pool_lease_leased"), "{text}");
+}
