@@ -31,6 +31,7 @@ use core::fmt;
 use core::time::Duration;
 
 use crate::driver::Handle;
+pub use crate::pool::BudgetRefusal;
 use crate::sync::{AtomicBool, AtomicUsize, Mutex, Ordering};
 
 /// A concurrency budget shared by several pools. Cheap to clone; every clone is the same budget.
@@ -52,6 +53,8 @@ pub struct SharedBudget {
 }
 
 struct Inner {
+    /// Starts left under a start-rate cap that a keeper refills, or [`UNLIMITED`] without one.
+    tokens: AtomicUsize,
     /// The ceiling; a keeper that leases permits from elsewhere moves it.
     capacity: AtomicUsize,
     /// Permits in use, shifted left by one, and in the low bit whether a member refused by the spent
@@ -62,6 +65,9 @@ struct Inner {
     /// Throttles the members' tasks reported, and the last one's retry-after: what a keeper shares.
     throttles: Mutex<(u64, Option<Duration>)>,
 }
+
+/// No start-rate cap in [`Inner::tokens`].
+const UNLIMITED: usize = usize::MAX;
 
 /// The waiter mark in [`Inner::state`].
 const WAITING: usize = 1;
@@ -95,6 +101,7 @@ impl SharedBudget {
     pub fn new(capacity: usize) -> Self {
         SharedBudget {
             inner: Arc::new(Inner {
+                tokens: AtomicUsize::new(UNLIMITED),
                 capacity: AtomicUsize::new(capacity),
                 state: AtomicUsize::new(0),
                 members: Mutex::new(Vec::new()),
@@ -152,6 +159,38 @@ impl SharedBudget {
     /// Permits in use now, across every member.
     pub fn in_use(&self) -> usize {
         self.inner.state.load(Ordering::Acquire) / PERMIT
+    }
+
+    /// Caps the members' starts: from now each start also takes one of `tokens` starts, and a start without one
+    /// is [`Refusal::BudgetRate`](crate::Refusal::BudgetRate). `None` lifts the cap. A keeper that holds a
+    /// rate cap shared with other processes (`pool-redis`) sets it and refills it
+    /// ([`add_start_tokens`](Self::add_start_tokens)).
+    pub fn set_start_tokens(&self, tokens: Option<usize>) {
+        let n = tokens.map_or(UNLIMITED, |n| n.min(UNLIMITED - 1));
+        self.inner.tokens.store(n, Ordering::Release);
+        if n > 0 {
+            notify_running(&self.inner);
+        }
+    }
+
+    /// Adds `n` starts under the start-rate cap (nothing without one), and wakes the running members, so a
+    /// member refused for want of a start tries again.
+    pub fn add_start_tokens(&self, n: usize) {
+        let added = self
+            .inner
+            .tokens
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |t| {
+                (t != UNLIMITED).then(|| t.saturating_add(n).min(UNLIMITED - 1))
+            });
+        if added.is_ok() && n > 0 {
+            notify_running(&self.inner);
+        }
+    }
+
+    /// Starts left under the start-rate cap, or `None` without one.
+    pub fn start_tokens(&self) -> Option<usize> {
+        let t = self.inner.tokens.load(Ordering::Acquire);
+        (t != UNLIMITED).then_some(t)
     }
 
     /// What the running members want together: the sum of their demands (each its desired concurrency).
@@ -251,16 +290,44 @@ impl BudgetMember {
         }
     }
 
-    /// Takes a permit, or says why not: `Err((held, share))`.
+    /// Takes a permit, or says why not.
     ///
     /// # Errors
     ///
-    /// `(held, share)` when the member holds its share or the budget is spent.
-    pub fn try_acquire(&self) -> Result<(), (usize, usize)> {
+    /// [`BudgetRefusal::Spent`] when the member holds its share or the budget is spent,
+    /// [`BudgetRefusal::Rate`] when a start-rate cap has no start left.
+    pub fn try_acquire(&self) -> Result<(), BudgetRefusal> {
         let (held, share) = (self.held(), self.share());
         if held >= share {
-            return Err((held, share));
+            return Err(BudgetRefusal::Spent { held, share });
         }
+        let inner = &self.budget;
+        // A start under a rate cap is taken before the permit and given back if there is no permit, so a
+        // permit is never held for a start that cannot happen. Without a cap this is one load.
+        let capped = inner.tokens.load(Ordering::Acquire) != UNLIMITED;
+        if capped
+            && inner
+                .tokens
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |t| {
+                    (t != UNLIMITED && t > 0).then(|| t - 1)
+                })
+                .is_err_and(|t| t != UNLIMITED)
+        {
+            return Err(BudgetRefusal::Rate);
+        }
+        let spent = self.take_permit(held, share);
+        if spent.is_err() && capped {
+            inner
+                .tokens
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |t| {
+                    (t != UNLIMITED).then(|| t + 1)
+                })
+                .ok();
+        }
+        spent
+    }
+
+    fn take_permit(&self, held: usize, share: usize) -> Result<(), BudgetRefusal> {
         let inner = &self.budget;
         let mut state = inner.state.load(Ordering::Acquire);
         loop {
@@ -279,7 +346,9 @@ impl BudgetMember {
                 Ordering::AcqRel,
                 Ordering::Acquire,
             ) {
-                Ok(_) if next & !WAITING == state & !WAITING => return Err((held, share)),
+                Ok(_) if next & !WAITING == state & !WAITING => {
+                    return Err(BudgetRefusal::Spent { held, share });
+                }
                 Ok(_) => {
                     self.member.held.fetch_add(1, Ordering::AcqRel);
                     return Ok(());
@@ -311,6 +380,15 @@ impl BudgetMember {
             {
                 h.report_throttle(retry_after);
             }
+        }
+    }
+}
+
+/// Wakes every running member (a start-rate cap was refilled).
+fn notify_running(budget: &Inner) {
+    for m in lock(&budget.members).iter() {
+        if let Some(h) = lock(&m.handle).as_ref() {
+            h.notify();
         }
     }
 }

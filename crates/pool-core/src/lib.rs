@@ -101,8 +101,8 @@ pub use config::{
 pub use driver::{FnSink, Handle, InPlace, PoolError, Run, Spawned, TaskCounts, TaskPanic};
 pub use outcome::Outcome;
 pub use pool::{
-    Action, Event, Pool, Refusal, RunError, RunReport, ScaleDecision, StatusRecord, TaskOutcome,
-    Verdict,
+    Action, BudgetRefusal, Event, Pool, Refusal, RunError, RunReport, ScaleDecision, StatusRecord,
+    TaskOutcome, Verdict,
 };
 pub use scale::{CrawleePolicy, Scale, ScaleInput, ScaleReason, ScalingPolicy};
 #[cfg(feature = "std")]

@@ -368,3 +368,55 @@ proptest! {
         drop(sim);
     }
 }
+
+#[test]
+fn a_start_rate_cap_admits_only_the_starts_it_holds_and_a_refill_wakes_the_pool() {
+    let sim = Sim::new();
+    let budget = SharedBudget::new(10);
+    budget.set_start_tokens(Some(5));
+    let refusals = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = refusals.clone();
+    let left = std::rc::Rc::new(Cell::new(20u32));
+    let started = Cell::new(0u32);
+    let started_before = Cell::new(0u32);
+    let (l1, l2, l3) = (left.clone(), left.clone(), left);
+    let (sim_ref, started_ref) = (&sim, &started);
+    let pool = Builder::new(sim.runtime().clone(), ())
+        .concurrency_settings(ConcurrencySettings::new(4, 4, 4))
+        .budget(budget.member(1))
+        .events(FnSink(move |e: &Event| {
+            if let Event::Refused { refusal, .. } = e {
+                seen.lock().unwrap().push(*refusal);
+            }
+        }))
+        .run_task(move || {
+            l1.set(l1.get() - 1);
+            started_ref.set(started_ref.get() + 1);
+            let slept = sim_ref.sleep(Duration::from_millis(10));
+            async move {
+                slept.await;
+                Ok::<(), ()>(())
+            }
+        })
+        .is_task_ready(move || {
+            let r = l2.get() > 0;
+            async move { Ok(r) }
+        })
+        .is_finished(move || {
+            let f = l3.get() == 0;
+            async move { Ok(f) }
+        })
+        .build()
+        .unwrap();
+    let refill = async {
+        sim.sleep(Duration::from_millis(100)).await;
+        started_before.set(started.get());
+        budget.add_start_tokens(15);
+    };
+    let (report, ()) = sim.block_on(zip(pool.run_local(), refill)).unwrap();
+    assert_eq!(report.unwrap().succeeded, 20);
+    assert_eq!(started_before.get(), 5, "only the starts it held");
+    assert_eq!(budget.start_tokens(), Some(0));
+    assert!(refusals.lock().unwrap().contains(&Refusal::BudgetRate));
+    assert_eq!(budget.in_use(), 0, "a refused start gave its permit back");
+}

@@ -46,6 +46,7 @@ impl Keeper {
             demand: self.budget.demand().min(self.settings.capacity),
             in_use: self.budget.in_use(),
             throttles: self.budget.throttles(),
+            starts: self.budget.start_tokens(),
         }
     }
 
@@ -113,6 +114,7 @@ impl Keeper {
             Some(reply) => {
                 let (cap, relay) = lease.answered(Instant::now(), why, &req, &reply);
                 self.budget.set_capacity(cap);
+                self.budget.add_start_tokens(reply.starts);
                 if let Some(retry_after) = relay {
                     self.budget.report_throttle(retry_after);
                 }

@@ -5,9 +5,9 @@
 -- KEYS[1]  hash: process id -> "held:demand:weight:expires_ms"
 -- KEYS[2]  hash: the budget's state (created, seq, retry_after, ceiling, throttle_until, recovering_until)
 -- ARGV     id, target, floor, demand, weight, capacity, ttl_ms, throttles, retry_after_ms (-1: none),
---          had_lease (0/1), recovery_ms, hold_ms, leaving (0/1)
+--          had_lease (0/1), recovery_ms, hold_ms, leaving (0/1), rate_per_s (0: no cap), burst, want_starts
 --
--- Reply: { held, share, seq, retry_after_ms, ceiling, recovering, next_expiry_in_ms, processes }
+-- Reply: { held, share, seq, retry_after_ms, ceiling, recovering, next_expiry_in_ms, processes, starts }
 
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -25,6 +25,9 @@ local had_lease = tonumber(ARGV[10]) == 1
 local recovery = math.max(1, tonumber(ARGV[11]))
 local hold = tonumber(ARGV[12])
 local leaving = tonumber(ARGV[13]) == 1
+local rate = tonumber(ARGV[14])
+local burst = tonumber(ARGV[15])
+local want_starts = tonumber(ARGV[16])
 
 local m = {}
 local flat = redis.call('HGETALL', KEYS[2])
@@ -167,6 +170,19 @@ end
 local state = { 'created', m.created, 'seq', m.seq, 'recovering_until', m.recovering_until }
 if m.retry_after ~= nil then table.insert(state, 'retry_after'); table.insert(state, m.retry_after) end
 if m.throttle_until ~= nil then table.insert(state, 'throttle_until'); table.insert(state, m.throttle_until) end
+
+-- The cluster-wide start-rate cap, GCRA: `tat` is the theoretical arrival time of the next start; a start is
+-- allowed while tat stays within `burst` emission intervals of now. Starts are handed out in blocks, so the
+-- process spends them without a round trip each.
+local starts = 0
+if rate > 0 and want_starts > 0 then
+  local interval = 1000 / rate
+  local tat = math.max(m.tat or now, now)
+  local allowed = math.floor((now + burst * interval - tat) / interval)
+  starts = math.max(0, math.min(want_starts, allowed))
+  m.tat = tat + starts * interval
+end
+if m.tat ~= nil then table.insert(state, 'tat'); table.insert(state, string.format('%.3f', m.tat)) end
 redis.call('DEL', KEYS[2])
 if m.ceiling ~= nil then table.insert(state, 'ceiling'); table.insert(state, m.ceiling) end
 redis.call('HSET', KEYS[2], unpack(state))
@@ -178,4 +194,4 @@ local next_in = -1
 if next_expiry >= 0 then next_in = next_expiry - now end
 local rec = 0
 if recovering then rec = 1 end
-return { held, share, m.seq, m.retry_after or -1, ceiling, rec, next_in, #others + 1 }
+return { held, share, m.seq, m.retry_after or -1, ceiling, rec, next_in, #others + 1, starts }

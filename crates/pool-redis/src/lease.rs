@@ -20,6 +20,8 @@ pub(crate) struct Reading {
     pub(crate) in_use: usize,
     /// Throttles its tasks reported so far, and the last one's retry-after.
     pub(crate) throttles: (u64, Option<Duration>),
+    /// Starts left under the rate cap, if there is one.
+    pub(crate) starts: Option<usize>,
 }
 
 /// Why a call is made; shown in the keeper's trace.
@@ -33,6 +35,8 @@ pub(crate) enum Why {
     Renew,
     /// Redis did not answer last time.
     Reconnect,
+    /// The process is running out of starts under the rate cap.
+    Starts,
 }
 
 /// The next step: a call, or nothing until an instant.
@@ -60,6 +64,8 @@ pub(crate) struct Request {
     pub(crate) throttles: u64,
     pub(crate) retry_after: Option<Duration>,
     pub(crate) had_lease: bool,
+    /// Starts asked for under the rate cap.
+    pub(crate) want_starts: usize,
 }
 
 impl Request {
@@ -72,6 +78,7 @@ impl Request {
             throttles: 0,
             retry_after: None,
             had_lease: false,
+            want_starts: 0,
         }
     }
 }
@@ -98,7 +105,15 @@ pub(crate) struct Lease {
     seq_seen: Option<u64>,
     /// Redis did not answer the last call.
     pub(crate) outage: bool,
+    /// The cluster's rate cap in starts a second, if any.
+    rate: Option<u32>,
+    /// Live processes in the last answer (the rate cap's blocks are a fair part of it).
+    processes: usize,
+    next_starts: Instant,
 }
+
+/// How long a block of starts lasts a process at its fair part of the rate cap.
+const STARTS_BLOCK: Duration = Duration::from_millis(500);
 
 impl Lease {
     pub(crate) fn new(settings: &RedisBudgetSettings, now: Instant) -> Self {
@@ -118,7 +133,23 @@ impl Lease {
             throttles_sent: 0,
             seq_seen: None,
             outage: false,
+            rate: settings.rate_cap.map(|c| c.per_second),
+            processes: 1,
+            next_starts: now,
         }
+    }
+
+    /// Starts to ask for at a time: half a second of the process's fair part of the rate cap.
+    fn starts_block(&self) -> usize {
+        self.rate.map_or(0, |rate| {
+            let part = f64::from(rate) * STARTS_BLOCK.as_secs_f64() / self.processes.max(1) as f64;
+            (part.ceil() as usize).max(1)
+        })
+    }
+
+    /// The process has fewer than half a block of starts left.
+    fn starts_low(&self, r: Reading) -> bool {
+        r.starts.is_some_and(|left| left * 2 < self.starts_block())
     }
 
     /// What to do now, given the pools' reading.
@@ -142,9 +173,16 @@ impl Lease {
         if new_throttles || now >= self.next_renew {
             return self.call(self.record.max(self.capacity), Why::Renew);
         }
+        let starts_low = self.starts_low(r) && want > 0;
+        if starts_low && now >= self.next_starts {
+            return self.call(self.record.max(self.capacity), Why::Starts);
+        }
         let mut until = self.next_renew;
         if want > self.capacity {
             until = until.min(self.next_acquire);
+        }
+        if starts_low {
+            until = until.min(self.next_starts);
         }
         Step::Wait(until)
     }
@@ -168,6 +206,11 @@ impl Lease {
             throttles: r.throttles.0.saturating_sub(self.throttles_sent),
             retry_after: r.throttles.1,
             had_lease,
+            want_starts: if self.starts_low(r) {
+                self.starts_block()
+            } else {
+                0
+            },
         }
     }
 
@@ -200,6 +243,11 @@ impl Lease {
             self.next_acquire = now;
         }
         self.throttles_sent += req.throttles;
+        self.processes = reply.processes.max(1);
+        if req.want_starts > 0 && reply.starts == 0 {
+            // The cap is spent for now: ask again after a tenth of a block.
+            self.next_starts = now + STARTS_BLOCK / 10;
+        }
         let foreign = match self.seq_seen {
             Some(seen) => reply.seq > seen + req.throttles,
             None => false,
@@ -251,6 +299,7 @@ mod tests {
             recovering: false,
             next_expiry_in: None,
             processes: 1,
+            starts: 0,
         }
     }
 
@@ -259,6 +308,7 @@ mod tests {
             demand,
             in_use,
             throttles: (0, None),
+            starts: None,
         }
     }
 

@@ -17,6 +17,10 @@
 //!   process (once per [`throttle_hold`](RedisBudgetSettings::throttle_hold), or the retry-after), which grows
 //!   back over [`ceiling_recovery`](RedisBudgetSettings::ceiling_recovery); the other processes' pools hear of
 //!   it as their own [`Handle::report_throttle`](pool_core::Handle::report_throttle).
+//! - **A rate cap, if asked for.** [`RateCap`] caps starts per second across every process, as a GCRA kept
+//!   in Redis by the same script; each process takes starts in blocks of half a second of its fair part, and a
+//!   start without one is [`Refusal::BudgetRate`](pool_core::Refusal::BudgetRate). During an outage the
+//!   process starts only on the starts it holds.
 //! - **Outages.** When Redis does not answer, the process keeps what Redis had on record for it until that
 //!   lease would have run out, then at most [`outage_allowance`](RedisBudgetSettings::outage_allowance) (one
 //!   batch or less): so the fleet never runs more than the budget plus one batch per process. When Redis
@@ -62,7 +66,7 @@ use keeper::{Keeper, Shared};
 use lease::Request;
 use script::LeaseScript;
 
-pub use settings::{RedisBudgetSettings, SettingsError};
+pub use settings::{RateCap, RedisBudgetSettings, SettingsError};
 
 /// This process's part of a budget shared through Redis. Dropping it stops the keeper and lets the lease run
 /// out; [`close`](Self::close) gives it back at once.
@@ -150,6 +154,9 @@ impl RedisBudget {
         settings.validate().map_err(Error::Settings)?;
         let client = redis::Client::open(url).map_err(Error::Url)?;
         let budget = SharedBudget::new(0);
+        if settings.rate_cap.is_some() {
+            budget.set_start_tokens(Some(0));
+        }
         let capacity = settings.capacity;
         let shared = Arc::new(Shared::default());
         let mut keeper = Keeper {

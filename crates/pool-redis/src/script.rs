@@ -27,6 +27,8 @@ pub(crate) struct Reply {
     pub(crate) next_expiry_in: Option<Duration>,
     /// Processes with a live lease, this one included.
     pub(crate) processes: usize,
+    /// Starts granted under the rate cap.
+    pub(crate) starts: usize,
 }
 
 /// The loaded script with the budget's keys.
@@ -76,6 +78,9 @@ impl LeaseScript {
             .arg(ms(s.ceiling_recovery))
             .arg(ms(s.throttle_hold))
             .arg(u8::from(leaving))
+            .arg(s.rate_cap.map_or(0, |c| c.per_second))
+            .arg(s.rate_cap.map_or(0, |c| c.burst))
+            .arg(req.want_starts)
             .invoke_async(con)
             .await?;
         let at = |i: usize| v.get(i).copied().unwrap_or(0);
@@ -90,6 +95,7 @@ impl LeaseScript {
             recovering: at(5) == 1,
             next_expiry_in: millis(6),
             processes: count(7),
+            starts: count(8),
         })
     }
 }

@@ -6,8 +6,8 @@ use std::time::Duration;
 /// How a process leases its part of a budget shared through Redis.
 ///
 /// Defaults: batch 4, a lease time-to-live of 5 s (renewed every third of it), a tick of 50 ms, calls cut off
-/// after 500 ms, an outage allowance of one batch, a throttle hold of 1 s and a ceiling that grows back over
-/// 20 s.
+/// after 500 ms, an outage allowance of one batch, a throttle hold of 1 s, a ceiling that grows back over
+/// 20 s, and no rate cap.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct RedisBudgetSettings {
@@ -33,6 +33,35 @@ pub struct RedisBudgetSettings {
     pub throttle_hold: Duration,
     /// How long the ceiling takes to grow back from a throttle to the capacity.
     pub ceiling_recovery: Duration,
+    /// A cluster-wide cap on starts per second (GCRA), or none.
+    pub rate_cap: Option<RateCap>,
+}
+
+/// A cap on task starts per second across every process of the budget, kept in Redis as a GCRA (generic cell
+/// rate algorithm) and handed to each process in blocks of starts, so a start costs no round trip.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RateCap {
+    /// Starts per second, across every process.
+    pub per_second: u32,
+    /// Starts allowed at once beyond the steady rate.
+    pub burst: u32,
+}
+
+impl RateCap {
+    /// `per_second` starts a second, with a burst of a tenth of a second's worth (at least 1).
+    pub fn per_second(per_second: u32) -> Self {
+        RateCap {
+            per_second,
+            burst: (per_second / 10).max(1),
+        }
+    }
+
+    /// Sets the burst.
+    pub fn with_burst(mut self, burst: u32) -> Self {
+        self.burst = burst;
+        self
+    }
 }
 
 impl RedisBudgetSettings {
@@ -49,7 +78,14 @@ impl RedisBudgetSettings {
             outage_allowance: 4,
             throttle_hold: Duration::from_secs(1),
             ceiling_recovery: Duration::from_secs(20),
+            rate_cap: None,
         }
+    }
+
+    /// Sets [`rate_cap`](Self::rate_cap).
+    pub fn with_rate_cap(mut self, cap: RateCap) -> Self {
+        self.rate_cap = Some(cap);
+        self
     }
 
     /// Sets [`weight`](Self::weight).
@@ -127,6 +163,11 @@ impl RedisBudgetSettings {
                 batch: self.batch,
             });
         }
+        if let Some(cap) = self.rate_cap
+            && (cap.per_second == 0 || cap.burst == 0)
+        {
+            return Err(SettingsError::ZeroRate);
+        }
         if self.tick.is_zero() || self.call_timeout.is_zero() {
             return Err(SettingsError::ZeroInterval);
         }
@@ -165,6 +206,8 @@ pub enum SettingsError {
     },
     /// A zero tick or call timeout.
     ZeroInterval,
+    /// A rate cap of 0 starts a second, or a burst of 0.
+    ZeroRate,
     /// A third of the TTL (the renewal interval) is shorter than a call's timeout or a tick.
     TtlTooShort {
         /// The TTL.
@@ -187,6 +230,9 @@ impl fmt::Display for SettingsError {
                 write!(f, "outage allowance {allowance} is above the batch {batch}")
             }
             SettingsError::ZeroInterval => f.write_str("tick and call timeout must not be zero"),
+            SettingsError::ZeroRate => {
+                f.write_str("a rate cap needs at least 1 start a second and a burst of 1")
+            }
             SettingsError::TtlTooShort {
                 ttl,
                 call_timeout,

@@ -316,6 +316,9 @@ async fn bad_settings_and_an_unreachable_redis_are_refused_with_their_reason() {
         Err(Error::Settings(SettingsError::ZeroCapacity))
     ));
     let short = RedisBudgetSettings::new("x", 4).with_lease_ttl(Duration::from_millis(900));
+    let no_rate =
+        RedisBudgetSettings::new("x", 4).with_rate_cap(pool_redis::RateCap::per_second(0));
+    assert!(matches!(no_rate.validate(), Err(SettingsError::ZeroRate)));
     assert!(matches!(
         short.validate(),
         Err(SettingsError::TtlTooShort { .. })
@@ -362,4 +365,39 @@ async fn the_lease_is_exported_as_gauges_a_replica_autoscaler_reads() {
     assert!(text.contains("autoscaled_pool_lease_processes 1"), "{text}");
     assert!(text.contains("autoscaled_pool_lease_outage 0"), "{text}");
     assert!(text.contains("autoscaled_pool_lease_leased"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rate_cap_holds_the_processes_starts_together_to_its_rate() {
+    let redis = RedisServer::start().unwrap();
+    let all = Arc::new(Gauge::default());
+    let s = settings("rate", 20).with_rate_cap(pool_redis::RateCap::per_second(100));
+    let a = RedisBudget::connect(&redis.url(), s.clone()).await.unwrap();
+    let b = RedisBudget::connect(&redis.url(), s).await.unwrap();
+    let (ga, gb) = (Arc::new(Gauge::default()), Arc::new(Gauge::default()));
+    let began = Instant::now();
+    let stop = stop_after(Duration::from_secs(2));
+    // Uncapped, 20 permits of 20 ms tasks would start about 1,000 a second.
+    let (ra, rb) = tokio::join!(
+        run_pool(&a, 20, all.clone(), ga.clone(), stop.clone(), false),
+        run_pool(&b, 20, all.clone(), gb.clone(), stop.clone(), false)
+    );
+    let secs = began.elapsed().as_secs_f64();
+    let starts = all.starts.load(Ordering::SeqCst) as f64;
+    // The rate, its burst of 10, and the blocks of starts the two processes may hold (25 each).
+    let most = 100.0 * secs + 10.0 + 50.0;
+    assert!(
+        starts <= most,
+        "{starts} starts in {secs:.2} s, at most {most:.0}"
+    );
+    assert!(
+        starts >= 100.0 * secs * 0.6,
+        "{starts} starts in {secs:.2} s: the cap was not used"
+    );
+    assert!(
+        ra.succeeded > 20 && rb.succeeded > 20,
+        "{} and {}",
+        ra.succeeded,
+        rb.succeeded
+    );
 }

@@ -338,6 +338,13 @@ impl<P: ScalingPolicy> Pool<P> {
         self.refuse(now, Refusal::Budget { held, share });
     }
 
+    /// A budget shared with other pools had no start left under its start-rate cap; reported as
+    /// [`Refusal::BudgetRate`].
+    pub fn handle_budget_rate_refused(&mut self, now: Instant) {
+        self.observe(now);
+        self.refuse(now, Refusal::BudgetRate);
+    }
+
     /// `is_task_ready` said no.
     pub fn handle_no_task_ready(&mut self, now: Instant) {
         self.observe(now);

@@ -40,7 +40,8 @@ use crate::status::{ReadingError, SignalId, SignalSet, Signals, SystemInfo};
 use crate::time::Instant;
 
 pub use output::{
-    Action, Event, Refusal, RunError, RunReport, ScaleDecision, StatusRecord, TaskOutcome, Verdict,
+    Action, BudgetRefusal, Event, Refusal, RunError, RunReport, ScaleDecision, StatusRecord,
+    TaskOutcome, Verdict,
 };
 
 /// How many undrained events the machine keeps; past that the oldest are dropped and counted.

@@ -52,6 +52,8 @@ pub enum Refusal {
         /// Its share of the budget.
         share: usize,
     },
+    /// A budget shared with other pools has a start-rate cap, and it has no start left now.
+    BudgetRate,
 }
 
 impl fmt::Display for Refusal {
@@ -73,6 +75,9 @@ impl fmt::Display for Refusal {
             Refusal::NoTaskReady => f.write_str("no task ready"),
             Refusal::Throttled { until } => {
                 write!(f, "throttled downstream; waiting until {until}")
+            }
+            Refusal::BudgetRate => {
+                f.write_str("the shared budget's start-rate cap has no start left")
             }
             Refusal::Budget { held, share } => write!(
                 f,
@@ -300,4 +305,19 @@ impl RunReport {
     pub fn finished(&self) -> u64 {
         self.succeeded + self.throttled + self.failed + self.timed_out + self.cancelled
     }
+}
+
+/// Why a member got no permit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BudgetRefusal {
+    /// The member holds its share, or the budget is spent.
+    Spent {
+        /// Permits the member holds.
+        held: usize,
+        /// Its share.
+        share: usize,
+    },
+    /// The budget's start-rate cap has no start left.
+    Rate,
 }

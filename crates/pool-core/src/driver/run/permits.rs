@@ -4,6 +4,7 @@
 
 #[cfg(feature = "std")]
 use crate::budget::BudgetMember;
+use crate::pool::BudgetRefusal;
 use crate::pool::TaskOutcome;
 
 /// A run's permits from a [`SharedBudget`](crate::SharedBudget), or none.
@@ -27,9 +28,9 @@ impl Permits {
         }
     }
 
-    /// Takes a permit for a start, or says `(held, share)` when there is none.
+    /// Takes a permit for a start, or says why there is none.
     #[inline]
-    pub(super) fn acquire(&self) -> Result<(), (usize, usize)> {
+    pub(super) fn acquire(&self) -> Result<(), BudgetRefusal> {
         #[cfg(feature = "std")]
         if let Some(m) = &self.member {
             return m.try_acquire();

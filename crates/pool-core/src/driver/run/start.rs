@@ -6,7 +6,7 @@ use core::task::{Context, Poll};
 use super::{Driver, Fns, FnsPart, PoolPart, RuntimePart, START_BATCH, Task, finish, outcome_of};
 use crate::driver::launch::{CatchPanic, call_caught};
 use crate::driver::{PoolError, TaskPanic};
-use crate::pool::TaskOutcome;
+use crate::pool::{BudgetRefusal, TaskOutcome};
 use crate::seams::{Clock, EventSink, Launch, Sensors, TaskFns};
 use crate::time::Instant;
 
@@ -129,8 +129,13 @@ where
             Ok(Ok(true)) => {
                 // A shared budget's permit is taken last, once the pool itself would start the task; without
                 // one, the readiness answer stands and is asked again when a permit comes free.
-                if let Err((held, share)) = self.permits.acquire() {
-                    self.pool.part().handle_budget_refused(now, held, share);
+                if let Err(refused) = self.permits.acquire() {
+                    match refused {
+                        BudgetRefusal::Spent { held, share } => {
+                            self.pool.part().handle_budget_refused(now, held, share);
+                        }
+                        BudgetRefusal::Rate => self.pool.part().handle_budget_rate_refused(now),
+                    }
                     self.budget_blocked = true;
                     return Step::Idle;
                 }
