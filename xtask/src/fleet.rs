@@ -17,21 +17,7 @@ pub(crate) fn ensure_redis() -> Result<()> {
     if found() {
         return Ok(());
     }
-    println!("redis-server is missing: installing Debian's redis-server");
-    for args in [&["update"][..], &["install", "-y", "redis-server"][..]] {
-        let status = Command::new("apt-get")
-            .args(args)
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .status()
-            .map_err(|e| format!("cannot run apt-get to install redis-server: {e}"))?;
-        if !status.success() {
-            return Err(format!(
-                "`apt-get {}` failed ({status}); redis-server is needed",
-                args.join(" ")
-            )
-            .into());
-        }
-    }
+    crate::apt::install("redis-server")?;
     if found() {
         Ok(())
     } else {

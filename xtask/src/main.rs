@@ -3,6 +3,7 @@
 //! Every task shells out to the `cargo` that started it, so a Rust toolchain is all that
 //! `cargo xtask ci` needs to reproduce CI on any machine.
 
+mod apt;
 mod bench;
 mod ci;
 mod crawl_bench;

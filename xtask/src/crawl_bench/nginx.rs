@@ -49,21 +49,7 @@ pub(super) fn ensure_installed() -> Result<PathBuf> {
     if let Some(p) = found() {
         return Ok(p);
     }
-    println!("nginx is missing: installing Debian's nginx-light");
-    for args in [&["update"][..], &["install", "-y", "nginx-light"][..]] {
-        let status = Command::new("apt-get")
-            .args(args)
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .status()
-            .map_err(|e| format!("cannot run apt-get to install nginx: {e}"))?;
-        if !status.success() {
-            return Err(format!(
-                "`apt-get {}` failed ({status}); nginx is needed",
-                args.join(" ")
-            )
-            .into());
-        }
-    }
+    crate::apt::install("nginx-light")?;
     found().ok_or_else(|| "apt-get installed nginx-light but no nginx binary was found".into())
 }
 
