@@ -13,14 +13,14 @@
 //! ```
 //!
 //! IMPL is one of [`IMPLS`]. Each of our pools is named for what it runs:
-//! - `pool_tokio_default`: exactly the default builder on tokio's multi-thread runtime ([`TaskMode::Spawned`],
+//! - `pool_tokio_default`: exactly the default builder on tokio's multi-thread runtime ([`TaskMode::Workers`],
 //!   the real system sensors, the adaptive policy), concurrency pinned at CONCURRENCY;
 //! - `pool_tokio_autoscaled`: the same with CONCURRENCY as the ceiling only, so the policy scales;
 //! - `pool_tokio_spawned`: spawned tasks with `()` sensors; `pool_tokio_inplace`: tasks polled in place by
 //!   the driver ([`TaskMode::InPlace`]) on the multi-thread runtime, `()` sensors;
 //! - `pool_tokio_ct_inplace`, `pool_smol_inplace`, `pool_async_std_inplace`: in place on those runtimes;
 //! - `stream_tokio_default`: the stream combinator (`AutoscaledStreamExt::autoscaled`) with the default
-//!   builder (spawned, real sensors), concurrency pinned; `stream_tokio_inplace`: the same in place with `()`
+//!   builder (workers, real sensors), concurrency pinned; `stream_tokio_inplace`: the same in place with `()`
 //!   sensors, both on tokio's multi-thread runtime.
 
 mod impls;
@@ -320,7 +320,7 @@ where
             let autoscaled = imp == "pool_tokio_autoscaled";
             t0 = Instant::now();
             rt.block_on(impls::pool::<TokioRuntime, _, _, _>(
-                spawned,
+                TaskMode::default(),
                 c,
                 autoscaled,
                 real(),
@@ -371,7 +371,7 @@ where
             let rt = tokio_mt();
             t0 = Instant::now();
             rt.block_on(impls::stream::<TokioRuntime, _, _, _>(
-                spawned,
+                TaskMode::default(),
                 c,
                 real(),
                 sleep,
@@ -433,10 +433,10 @@ where
 /// Process CPU seconds of a pool that has nothing to do for `secs`, with the real system sensors.
 fn idle(imp: &str, secs: f64) -> Result<f64, Error> {
     let sensors = || SystemSensors::new(SensorSettings::default());
-    let (inplace, spawned) = (TaskMode::InPlace, TaskMode::Spawned);
+    let inplace = TaskMode::InPlace;
     Ok(match imp {
         "pool_tokio_default" => tokio_mt().block_on(impls::pool_idle::<TokioRuntime, _, _, _>(
-            spawned,
+            TaskMode::default(),
             secs,
             sensors(),
             tokio_sleep,

@@ -156,6 +156,31 @@ pub trait Launch<F: Future> {
     /// Asks a running task to stop. Returns `true` when dropping `running` is all it takes (the driver then
     /// drops it at once); `false` when the driver must keep polling it until it resolves.
     fn cancel(&self, running: Pin<&mut Self::Running>) -> bool;
+
+    /// Whether a `running` that resolved is worth keeping for [`relaunch`](Launch::relaunch): `false`, the
+    /// default, drops it as soon as its task ended.
+    fn reuses(&self) -> bool {
+        false
+    }
+
+    /// Starts `task` in `running`, a value this launcher made whose task resolved, instead of making a new
+    /// one; `Err(task)`, the default, says it cannot, and the driver calls [`launch`](Launch::launch).
+    ///
+    /// # Errors
+    ///
+    /// The task, given back, when `running` cannot take it.
+    fn relaunch(&self, running: Pin<&mut Self::Running>, task: F) -> Result<(), F> {
+        let _ = running;
+        Err(task)
+    }
+
+    /// Ends a kept `running` whose task resolved, at the end of the run: `Ready` once nothing of it is left on
+    /// the executor, so a run never returns with work of its own still queued there. `Ready` at once, the
+    /// default, for launchers that keep nothing.
+    fn poll_retire(&self, running: Pin<&mut Self::Running>, cx: &mut Context<'_>) -> Poll<()> {
+        let _ = (running, cx);
+        Poll::Ready(())
+    }
 }
 
 #[cfg(feature = "alloc")]

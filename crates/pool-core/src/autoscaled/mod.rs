@@ -131,10 +131,7 @@ where
     /// assert!(!pool.handle().is_running());
     /// ```
     pub async fn run(&self) -> Result<RunReport, PoolError<Fns::Error>> {
-        let launcher = match self.mode {
-            TaskMode::Spawned => Launcher::Spawned(self.runtime.clone()),
-            TaskMode::InPlace => Launcher::InPlace,
-        };
+        let launcher = Launcher::for_mode(self.mode, self.runtime.clone());
         self.run_with(launcher).await
     }
 }

@@ -1,4 +1,4 @@
-//! [`TaskMode`]: in place or spawned, and the [`Launcher`] that runs either; [`DrainTimeout`].
+//! [`TaskMode`]: on workers, spawned or in place, and the [`Launcher`] that runs each; [`DrainTimeout`].
 
 use core::fmt;
 use core::future::Future;
@@ -6,16 +6,20 @@ use core::pin::Pin;
 use core::task::{Context, Poll};
 use core::time::Duration;
 
-use crate::driver::{CatchPanic, InPlace, TaskPanic};
+use crate::driver::{CatchPanic, InPlace, TaskPanic, WorkerTask};
 use crate::seams::{Launch, Spawn};
 
-/// How tasks run: spawned on the runtime's executor (the default; tasks run in parallel on a multi-thread
-/// runtime), or polled in place by the pool's own future (no spawn per task; best for I/O-bound tasks and
-/// single-threaded runtimes).
+/// How tasks run: on long-lived workers of the runtime's executor (the default: tasks run in parallel on a
+/// multi-thread runtime, and a task costs no spawn and no allocation), spawned one by one, or polled in place
+/// by the pool's own future (no executor at all; best for tiny I/O-bound tasks and single-threaded
+/// runtimes).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum TaskMode {
-    /// One spawn per task on the runtime's executor.
+    /// One long-lived worker task per slot, spawned on the slot's first use and reused by its later tasks.
     #[default]
+    Workers,
+    /// One spawn per task on the runtime's executor.
     Spawned,
     /// Polled inside the pool's future.
     InPlace,
@@ -28,6 +32,19 @@ pub enum Launcher<S> {
     InPlace,
     /// Spawn with `S`.
     Spawned(S),
+    /// Workers spawned with `S`.
+    Workers(S),
+}
+
+impl<S> Launcher<S> {
+    /// The launcher for `mode`, spawning with `spawner` where it spawns.
+    pub fn for_mode(mode: TaskMode, spawner: S) -> Self {
+        match mode {
+            TaskMode::Workers => Launcher::Workers(spawner),
+            TaskMode::Spawned => Launcher::Spawned(spawner),
+            TaskMode::InPlace => Launcher::InPlace,
+        }
+    }
 }
 
 pin_project_lite::pin_project! {
@@ -36,21 +53,29 @@ pin_project_lite::pin_project! {
     #[allow(missing_docs)]
     #[project = RunningProj]
     #[derive(Debug)]
-    pub enum Running<F, H> {
+    pub enum Running<F, H, W> {
         /// Polled in place.
         InPlace { #[pin] task: CatchPanic<F> },
         /// A join handle.
         Spawned { handle: H },
+        /// A worker's handle.
+        Workers { worker: W },
     }
 }
 
-impl<F: Future, H: Future<Output = Result<F::Output, TaskPanic>> + Unpin> Future for Running<F, H> {
+impl<F, H, W> Future for Running<F, H, W>
+where
+    F: Future,
+    H: Future<Output = Result<F::Output, TaskPanic>> + Unpin,
+    W: Future<Output = Result<F::Output, TaskPanic>> + Unpin,
+{
     type Output = Result<F::Output, TaskPanic>;
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project() {
             RunningProj::InPlace { task } => task.poll(cx),
             RunningProj::Spawned { handle } => Pin::new(handle).poll(cx),
+            RunningProj::Workers { worker } => Pin::new(worker).poll(cx),
         }
     }
 }
@@ -60,7 +85,7 @@ where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    type Running = Running<F, S::Handle<F::Output>>;
+    type Running = Running<F, S::Handle<F::Output>, WorkerTask<F, S::Handle<()>>>;
     #[inline]
     fn launch(&self, task: F) -> Self::Running {
         match self {
@@ -69,6 +94,9 @@ where
             },
             Launcher::Spawned(s) => Running::Spawned {
                 handle: s.spawn(task),
+            },
+            Launcher::Workers(s) => Running::Workers {
+                worker: WorkerTask::spawn(s, task),
             },
         }
     }
@@ -79,7 +107,28 @@ where
                 s.cancel(handle);
                 false
             }
+            (Launcher::Workers(_), RunningProj::Workers { worker }) => {
+                worker.cancel();
+                false
+            }
             _ => true,
+        }
+    }
+    #[inline]
+    fn reuses(&self) -> bool {
+        matches!(self, Launcher::Workers(_))
+    }
+    #[inline]
+    fn relaunch(&self, running: Pin<&mut Self::Running>, task: F) -> Result<(), F> {
+        match (self, running.project()) {
+            (Launcher::Workers(_), RunningProj::Workers { worker }) => worker.relaunch(task),
+            _ => Err(task),
+        }
+    }
+    fn poll_retire(&self, running: Pin<&mut Self::Running>, cx: &mut Context<'_>) -> Poll<()> {
+        match running.project() {
+            RunningProj::Workers { worker } => worker.poll_retire(cx),
+            _ => Poll::Ready(()),
         }
     }
 }

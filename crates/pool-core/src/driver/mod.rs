@@ -19,6 +19,7 @@
 //! | `wake` | the woken-slot bitset |
 //! | `sink` | ready-made [`EventSink`]s, [`FnSink`] |
 //! | `run` | [`Run`], the driver future: its loop, its task slots, its start path |
+//! | `workers` (`std`) | [`Workers`]: long-lived worker tasks, one per slot, reused from task to task |
 //!
 //! The traits the driver calls ([`Launch`], [`Spawn`], [`EventSink`], ...) live in [`seams`](crate::seams).
 
@@ -28,6 +29,8 @@ mod launch;
 mod run;
 mod sink;
 mod wake;
+#[cfg(feature = "std")]
+mod workers;
 
 #[cfg(feature = "std")]
 pub(crate) use control::Setter;
@@ -36,5 +39,7 @@ pub use error::{PoolError, TaskPanic};
 pub use launch::{CatchPanic, InPlace, Spawned};
 pub use run::{Driver, FnsPart, Owned, PoolPart, Run, RuntimePart};
 pub use sink::FnSink;
+#[cfg(feature = "std")]
+pub use workers::{Worker, WorkerTask, Workers};
 // The seams the driver is generic over, re-exported where the driver's users have always found them.
 pub use crate::seams::{EventSink, Launch, Spawn};

@@ -21,7 +21,7 @@ use concurrent_queue::ConcurrentQueue;
 
 use self::fns::QueueFns;
 use super::builder::{Builder, Parts};
-use super::{Launcher, TaskMode};
+use super::Launcher;
 use crate::driver::{Handle, PoolError, Run};
 use crate::outcome::Outcome;
 use crate::pool::RunReport;
@@ -295,10 +295,7 @@ where
         O: Into<Outcome> + Send + 'static,
         E: Send + 'static,
     {
-        self.crawl_with(builder, task, on_failed, |parts| match parts.mode {
-            TaskMode::Spawned => Launcher::Spawned(parts.runtime.clone()),
-            TaskMode::InPlace => Launcher::InPlace,
-        })
+        self.crawl_with(builder, task, on_failed, |parts| Launcher::for_mode(parts.mode, parts.runtime.clone()))
         .await
     }
 

@@ -26,7 +26,7 @@ pub use items::{Done, ItemTask, Items};
 pub use retry::{RetryItems, RetryTask};
 
 use super::builder::{Builder, Parts};
-use super::{BoxPolicy, Launcher, TaskMode};
+use super::{BoxPolicy, Launcher};
 use crate::config::ConfigError;
 use crate::driver::{Driver, Handle, InPlace, Owned, PoolError};
 use crate::outcome::Outcome;
@@ -87,10 +87,7 @@ pub trait AutoscaledStreamExt: Stream + Sized {
         Se: Sensors,
     {
         let (parts, _) = builder.into_parts()?;
-        let launcher = match parts.mode {
-            TaskMode::Spawned => Launcher::Spawned(parts.runtime.clone()),
-            TaskMode::InPlace => Launcher::InPlace,
-        };
+        let launcher = Launcher::for_mode(parts.mode, parts.runtime.clone());
         let items = Items::new(self, parts.handle.clone());
         Ok(Autoscaled::new(items, parts, launcher))
     }
@@ -150,10 +147,7 @@ pub trait AutoscaledStreamExt: Stream + Sized {
         Se: Sensors,
     {
         let (parts, _) = builder.into_parts()?;
-        let launcher = match parts.mode {
-            TaskMode::Spawned => Launcher::Spawned(parts.runtime.clone()),
-            TaskMode::InPlace => Launcher::InPlace,
-        };
+        let launcher = Launcher::for_mode(parts.mode, parts.runtime.clone());
         let items = RetryItems::new(self, make, max_retries, classify, parts.handle.clone());
         Ok(Autoscaled::new(items, parts, launcher))
     }

@@ -153,6 +153,7 @@ where
         // a valid ceiling may be `usize::MAX`. Slots past it are pushed when first needed and woken through
         // the wake set's overflow mark.
         let cap = pool.part().max_concurrency().min(PREALLOCATED_SLOTS);
+        let reuse = launcher.reuses();
         let mut run = Driver {
             timer: Box::pin(rt.part_ref().timer(now)),
             armed: now,
@@ -163,7 +164,7 @@ where
             launcher,
             sensors,
             sink,
-            slots: Slots::new(cap, handle.shared.clone()),
+            slots: Slots::new(cap, handle.shared.clone(), reuse),
             ready_check: Box::pin(None),
             finished_check: Box::pin(None),
             asked_ready: false,
@@ -467,6 +468,11 @@ where
                 this.budget_blocked = false;
             }
             if this.pool.part().is_draining() && this.pool.part().current_concurrency() == 0 {
+                // Workers kept for reuse end first, so that nothing of the run is left on the executor.
+                if !this.slots.retire(&this.launcher) {
+                    this.flush_events();
+                    return Poll::Pending;
+                }
                 return this.end(now);
             }
             let started = this.step_start(cx, now);

@@ -13,12 +13,15 @@ use core::task::{Context, Poll, Waker};
 
 use crate::driver::control::Shared;
 use crate::driver::wake::{SlotSignal, WakeSet};
+use crate::seams::Launch;
 use crate::sync::{AtomicBool, Ordering};
 use crate::time::Instant;
 
 /// The run's task slots, their wake marks, the free list and the timeout queue.
 pub(super) struct Slots<T> {
     slots: Vec<Slot<T>>,
+    /// Keep a resolved task's launcher value for the slot's next task (a worker's handle).
+    reuse: bool,
     wake: Arc<WakeSet>,
     /// Freed slots, oldest first: reusing them in that order reaps tasks that end together in start order.
     free: VecDeque<usize>,
@@ -28,6 +31,8 @@ pub(super) struct Slots<T> {
 
 struct Slot<T> {
     task: Pin<Box<Option<T>>>,
+    /// A task runs in the slot (with `reuse`, `task` may also hold the last one's resolved value).
+    live: bool,
     signal: Arc<SlotSignal>,
     waker: Waker,
     generation: u64,
@@ -45,10 +50,12 @@ pub(super) struct Ended<O> {
 }
 
 impl<T: Future> Slots<T> {
-    /// Slots and wake bits reserved for `capacity` tasks; more are added when needed.
-    pub(super) fn new(capacity: usize, shared: Arc<Shared>) -> Self {
+    /// Slots and wake bits reserved for `capacity` tasks; more are added when needed. With `reuse`, a
+    /// resolved task's value stays in its slot for [`Launch::relaunch`].
+    pub(super) fn new(capacity: usize, shared: Arc<Shared>, reuse: bool) -> Self {
         Slots {
             slots: Vec::with_capacity(capacity),
+            reuse,
             wake: Arc::new(WakeSet::new(capacity, shared)),
             free: VecDeque::with_capacity(capacity),
             deadlines: VecDeque::with_capacity(capacity),
@@ -66,21 +73,34 @@ impl<T: Future> Slots<T> {
         self.deadlines.front().map(|d| d.0)
     }
 
-    /// Puts `task`, started at `now`, in a slot, to be cancelled at `deadline`, and polls it at once, so a task
+    /// Launches `task` with `launcher` in a slot (again in the value the slot's last task left, when the
+    /// launcher reuses them), started at `now`, to be cancelled at `deadline`, and polls it at once, so a task
     /// that completes on its first poll needs no second trip through the driver's loop.
     #[inline(always)]
-    pub(super) fn start(
+    pub(super) fn start<F, L>(
         &mut self,
-        task: T,
+        launcher: &L,
+        task: F,
         now: Instant,
         deadline: Option<Instant>,
-    ) -> Option<Ended<T::Output>> {
+    ) -> Option<Ended<T::Output>>
+    where
+        F: Future,
+        L: Launch<F, Running = T>,
+    {
         let idx = match self.free.pop_front() {
             Some(idx) => idx,
             None => self.push(),
         };
         let slot = &mut self.slots[idx];
-        slot.task.set(Some(task));
+        let task = match slot.task.as_mut().as_pin_mut() {
+            Some(kept) => launcher.relaunch(kept, task).err(),
+            None => Some(task),
+        };
+        if let Some(task) = task {
+            slot.task.set(Some(launcher.launch(task)));
+        }
+        slot.live = true;
         slot.generation += 1;
         slot.started = now;
         slot.cancelling = false;
@@ -88,7 +108,27 @@ impl<T: Future> Slots<T> {
         if let Some(at) = deadline {
             self.deadlines.push_back((at, idx, slot.generation));
         }
-        poll(&mut self.slots, &mut self.free, idx)
+        poll(&mut self.slots, &mut self.free, idx, self.reuse)
+    }
+
+    /// Retires the values kept from resolved tasks ([`Launch::poll_retire`]); `true` once every one is gone.
+    /// A value still retiring wakes the driver through its slot's waker when it is done.
+    pub(super) fn retire<F, L>(&mut self, launcher: &L) -> bool
+    where
+        F: Future,
+        L: Launch<F, Running = T>,
+    {
+        let mut all = true;
+        for slot in self.slots.iter_mut().filter(|s| !s.live) {
+            let Some(kept) = slot.task.as_mut().as_pin_mut() else {
+                continue;
+            };
+            match launcher.poll_retire(kept, &mut Context::from_waker(&slot.waker)) {
+                Poll::Ready(()) => slot.task.set(None),
+                Poll::Pending => all = false,
+            }
+        }
+        all
     }
 
     fn push(&mut self) -> usize {
@@ -100,6 +140,7 @@ impl<T: Future> Slots<T> {
         let waker = Waker::from(signal.clone());
         self.slots.push(Slot {
             task: Box::pin(None),
+            live: false,
             signal,
             waker,
             generation: 0,
@@ -114,7 +155,11 @@ impl<T: Future> Slots<T> {
     #[inline]
     pub(super) fn reap(&mut self, mut on_end: impl FnMut(Ended<T::Output>)) -> usize {
         let Slots {
-            slots, wake, free, ..
+            slots,
+            wake,
+            free,
+            reuse,
+            ..
         } = self;
         // A plain load first: most iterations find nothing woken, and a swap is a locked write.
         let woken = &wake.shared.slot_woken;
@@ -130,7 +175,7 @@ impl<T: Future> Slots<T> {
             while bits != 0 {
                 let idx = w * WakeSet::BITS + bits.trailing_zeros() as usize;
                 bits &= bits - 1;
-                if let Some(e) = poll(slots, free, idx) {
+                if let Some(e) = poll(slots, free, idx, *reuse) {
                     on_end(e);
                     ended += 1;
                 }
@@ -140,7 +185,7 @@ impl<T: Future> Slots<T> {
         if wake.overflow.swap(false, Ordering::AcqRel) {
             for idx in wake.capacity()..slots.len() {
                 if slots[idx].signal.woken.swap(false, Ordering::AcqRel)
-                    && let Some(e) = poll(slots, free, idx)
+                    && let Some(e) = poll(slots, free, idx, *reuse)
                 {
                     on_end(e);
                     ended += 1;
@@ -155,6 +200,9 @@ impl<T: Future> Slots<T> {
     pub(super) fn cancel_all(&mut self, mut cancel: impl FnMut(Pin<&mut T>) -> bool) -> usize {
         let mut dropped = 0;
         for (idx, slot) in self.slots.iter_mut().enumerate() {
+            if !slot.live {
+                continue;
+            }
             let Some(task) = slot.task.as_mut().as_pin_mut() else {
                 continue;
             };
@@ -181,7 +229,7 @@ impl<T: Future> Slots<T> {
             }
             self.deadlines.pop_front();
             let slot = &mut self.slots[idx];
-            if slot.generation != generation || slot.cancelling {
+            if slot.generation != generation || slot.cancelling || !slot.live {
                 continue;
             }
             let Some(task) = slot.task.as_mut().as_pin_mut() else {
@@ -202,22 +250,33 @@ impl<T: Future> Slots<T> {
 #[inline]
 fn drop_task<T>(slot: &mut Slot<T>, idx: usize, free: &mut VecDeque<usize>) {
     slot.task.set(None);
+    slot.live = false;
     free.push_back(idx);
 }
 
-/// Polls slot `idx`; when its task ends, frees the slot and says how the task ended.
+/// Polls slot `idx`; when its task ends, frees the slot (keeping the resolved value with `reuse`) and says
+/// how the task ended.
 #[inline]
 fn poll<T: Future>(
     slots: &mut [Slot<T>],
     free: &mut VecDeque<usize>,
     idx: usize,
+    reuse: bool,
 ) -> Option<Ended<T::Output>> {
     let slot = slots.get_mut(idx)?;
+    if !slot.live {
+        return None;
+    }
     let task = slot.task.as_mut().as_pin_mut()?;
     let Poll::Ready(output) = task.poll(&mut Context::from_waker(&slot.waker)) else {
         return None;
     };
-    drop_task(slot, idx, free);
+    if reuse {
+        slot.live = false;
+        free.push_back(idx);
+    } else {
+        drop_task(slot, idx, free);
+    }
     Some(Ended {
         output,
         started: slot.started,

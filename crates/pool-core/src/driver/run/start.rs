@@ -178,7 +178,7 @@ where
     #[inline(always)]
     fn launch(&mut self, now: Instant) {
         let task = match call_caught(|| self.fns.part().run_task()) {
-            Ok(task) => self.launcher.launch(task),
+            Ok(task) => task,
             Err(p) => {
                 // The task counted as started; a panic while creating it is that task failing.
                 self.finish_task(now, TaskOutcome::Failed, Some(PoolError::Panicked(p)));
@@ -186,7 +186,7 @@ where
             }
         };
         let deadline = self.pool.part().task_timeout().map(|timeout| now + timeout);
-        if let Some(ended) = self.slots.start(task, now, deadline) {
+        if let Some(ended) = self.slots.start(&self.launcher, task, now, deadline) {
             let started = ended.started;
             let (outcome, error) = outcome_of(ended, self.fns.part());
             finish(
