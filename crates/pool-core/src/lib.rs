@@ -99,6 +99,8 @@ pub use config::{
 };
 #[cfg(feature = "alloc")]
 pub use driver::{FnSink, Handle, InPlace, PoolError, Run, Spawned, TaskCounts, TaskPanic};
+#[cfg(feature = "std")]
+pub use driver::{Worker, WorkerTask, Workers};
 pub use outcome::Outcome;
 pub use pool::{
     Action, BudgetRefusal, Event, Pool, Refusal, RunError, RunReport, ScaleDecision, StatusRecord,

@@ -169,8 +169,7 @@ pub trait Launch<F: Future> {
     /// # Errors
     ///
     /// The task, given back, when `running` cannot take it.
-    fn relaunch(&self, running: Pin<&mut Self::Running>, task: F) -> Result<(), F> {
-        let _ = running;
+    fn relaunch(&self, _running: Pin<&mut Self::Running>, task: F) -> Result<(), F> {
         Err(task)
     }
 

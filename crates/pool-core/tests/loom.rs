@@ -319,3 +319,102 @@ fn a_permit_given_back_on_another_thread_wakes_the_pool_waiting_for_it() {
         .unwrap()
     });
 }
+
+/// Workers for the loom models: each worker on a loom thread of its own, whose handle the model joins.
+#[derive(Clone, Default)]
+struct LoomSpawn(std::sync::Arc<std::sync::Mutex<Vec<loom::thread::JoinHandle<()>>>>);
+
+/// A join handle that is never polled (a worker's handle is only kept).
+struct Detached<T>(std::marker::PhantomData<T>);
+
+impl<T> Future for Detached<T> {
+    type Output = Result<T, pool_core::TaskPanic>;
+    fn poll(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Poll::Pending
+    }
+}
+
+impl<T> Unpin for Detached<T> {}
+
+impl pool_core::Spawn for LoomSpawn {
+    type Handle<T: Send + 'static> = Detached<T>;
+    fn spawn<F>(&self, task: F) -> Detached<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let thread = deep(move || {
+            let _ = block_on(task);
+        });
+        self.0.lock().unwrap().push(thread);
+        Detached(std::marker::PhantomData)
+    }
+    fn cancel<T: Send + 'static>(&self, _handle: &mut Detached<T>) {}
+}
+
+/// A job: ready at once with its number, or waiting on a latch that nobody opens.
+enum Job {
+    Now(u32),
+    Stuck(Arc<Latch>),
+}
+
+impl Future for Job {
+    type Output = u32;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<u32> {
+        match &*self {
+            Job::Now(n) => Poll::Ready(*n),
+            Job::Stuck(latch) => Wait(latch.clone()).poll_unpin(cx).map(|_| 0),
+        }
+    }
+}
+
+trait PollUnpin: Future + Unpin + Sized {
+    fn poll_unpin(mut self, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self).poll(cx)
+    }
+}
+impl<F: Future + Unpin> PollUnpin for F {}
+
+/// Retires the worker behind `running` and joins its thread, so the model ends with nothing running.
+fn retire(
+    w: &pool_core::Workers<LoomSpawn>,
+    mut running: Pin<&mut pool_core::WorkerTask<Job, Detached<()>>>,
+) {
+    use pool_core::Launch;
+    block_on(std::future::poll_fn(|cx| {
+        w.poll_retire(running.as_mut(), cx)
+    }));
+    for t in w.0.0.lock().unwrap().drain(..) {
+        t.join().unwrap();
+    }
+}
+
+/// A worker hands each job's output back to its slot, a second job on the same worker included; and a
+/// cancel ends a job that would never end, whose slot then gets the cancellation's placeholder. No wake is
+/// lost on either side (a lost one shows as a loom deadlock).
+#[test]
+fn a_worker_hands_each_job_s_output_back_and_a_cancel_ends_the_job() {
+    use pool_core::Launch;
+    bounded().check(|| {
+        let w = pool_core::Workers(LoomSpawn::default());
+        let mut running = Box::pin(w.launch(Job::Now(1)));
+        assert_eq!(block_on(running.as_mut()).unwrap(), 1);
+        assert!(w.relaunch(running.as_mut(), Job::Now(2)).is_ok());
+        assert_eq!(block_on(running.as_mut()).unwrap(), 2);
+        retire(&w, running.as_mut());
+    });
+    bounded().check(|| {
+        let w = pool_core::Workers(LoomSpawn::default());
+        let latch = Arc::new(Latch::new());
+        let mut running = Box::pin(w.launch(Job::Stuck(latch.clone())));
+        assert!(!w.cancel(running.as_mut()), "the slot waits for the worker");
+        let out = block_on(running.as_mut());
+        assert_eq!(out.unwrap_err().message, "cancelled");
+        assert!(
+            w.relaunch(running.as_mut(), Job::Now(3)).is_ok(),
+            "the worker takes the next job"
+        );
+        assert_eq!(block_on(running.as_mut()).unwrap(), 3);
+        retire(&w, running.as_mut());
+    });
+}

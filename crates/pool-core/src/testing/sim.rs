@@ -92,6 +92,12 @@ impl Sim {
         self.clock().sleep(d)
     }
 
+    /// Whether every task spawned on the simulation (helpers, spawned tasks, workers) has finished: what a test
+    /// checks to see that nothing a run started outlives it.
+    pub fn is_idle(&self) -> bool {
+        self.executor.is_idle()
+    }
+
     /// Spawns a `'static` helper task, run alongside `block_on`'s future.
     pub fn spawn<T: 'static>(&self, fut: impl Future<Output = T> + 'static) -> Task<T> {
         self.executor.spawn(fut)

@@ -20,8 +20,8 @@ use atomic_waker::AtomicWaker;
 use concurrent_queue::ConcurrentQueue;
 
 use self::fns::QueueFns;
-use super::builder::{Builder, Parts};
 use super::Launcher;
+use super::builder::{Builder, Parts};
 use crate::driver::{Handle, PoolError, Run};
 use crate::outcome::Outcome;
 use crate::pool::RunReport;
@@ -295,7 +295,9 @@ where
         O: Into<Outcome> + Send + 'static,
         E: Send + 'static,
     {
-        self.crawl_with(builder, task, on_failed, |parts| Launcher::for_mode(parts.mode, parts.runtime.clone()))
+        self.crawl_with(builder, task, on_failed, |parts| {
+            Launcher::for_mode(parts.mode, parts.runtime.clone())
+        })
         .await
     }
 
