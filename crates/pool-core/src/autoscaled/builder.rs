@@ -181,7 +181,7 @@ impl<Rt, R, T, F, Se> Builder<Rt, R, T, F, Se> {
         self.budget = Some(member);
         self
     }
-    /// Spawned (default) or in-place tasks.
+    /// Tasks on workers (the default), spawned one by one, or in place.
     #[must_use]
     pub fn task_mode(mut self, mode: TaskMode) -> Self {
         self.mode = mode;

@@ -246,7 +246,7 @@ where
     T: Clone + Send + 'static,
     K: Hash + Eq,
 {
-    /// Crawls: runs `task` on each item as a task of a pool built from `builder` (spawned by default), until
+    /// Crawls: runs `task` on each item as a task of a pool built from `builder` (on workers by default), until
     /// the queue is empty and nothing is in flight. `task` gets the item and a [`Ctx`] to push more.
     ///
     /// An attempt's `Ok(())` is a success, `Ok(Outcome)` says otherwise (throttled, failed), `Err(e)` is a

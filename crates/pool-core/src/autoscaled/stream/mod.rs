@@ -70,8 +70,8 @@ use crate::seams::{EventSink, Launch, Runtime, Sensors, Spawn, TaskFns};
 /// assert_eq!(results.report().unwrap().as_ref().unwrap().succeeded, 20);
 /// ```
 pub trait AutoscaledStreamExt: Stream + Sized {
-    /// Runs each future as a task of a pool built from `builder`, in the builder's task mode (spawned by
-    /// default, so the futures run on the runtime's worker threads).
+    /// Runs each future as a task of a pool built from `builder`, in the builder's task mode (on workers
+    /// by default, so the futures run on the runtime's worker threads).
     ///
     /// # Errors
     ///
