@@ -4,12 +4,38 @@
 
 use core::time::Duration;
 use std::cell::Cell;
+use std::rc::Rc;
 
-use futures_lite::future::zip;
+use futures_lite::future::{Ready, ready, zip};
 use pool_core::budget::water_fill;
 use pool_core::testing::Sim;
 use pool_core::{Builder, ConcurrencySettings, Event, FnSink, Outcome, Refusal, SharedBudget};
 use proptest::prelude::*;
+
+/// `n` jobs shared by one pool's three task functions: `run_task` takes one, `is_task_ready` says whether
+/// any is left, `is_finished` whether none is.
+#[derive(Clone)]
+struct Jobs(Rc<Cell<u32>>);
+
+impl Jobs {
+    fn new(n: u32) -> Self {
+        Jobs(Rc::new(Cell::new(n)))
+    }
+    /// Takes a job; returns how many were left before it.
+    fn take(&self) -> u32 {
+        let n = self.0.get();
+        self.0.set(n - 1);
+        n
+    }
+    fn ready(&self) -> impl FnMut() -> Ready<Result<bool, ()>> + use<> {
+        let j = self.clone();
+        move || ready(Ok(j.0.get() > 0))
+    }
+    fn finished(&self) -> impl FnMut() -> Ready<Result<bool, ()>> + use<> {
+        let j = self.clone();
+        move || ready(Ok(j.0.get() == 0))
+    }
+}
 
 /// Tasks in flight across every pool, as the tasks count them, and the most seen at once.
 #[derive(Default)]
@@ -38,14 +64,13 @@ fn two_pools_on_one_budget_never_run_more_than_it_and_split_it_by_weight() {
     let peaks = [Cell::new(0usize), Cell::new(0usize)];
     let pool = |i: usize, weight: usize| {
         let (flight, running, peak, sim) = (&flight, &per_pool[i], &peaks[i], &sim);
-        let left = Cell::new(300u32);
-        let left = std::rc::Rc::new(left);
-        let (l1, l2, l3) = (left.clone(), left.clone(), left);
+        let jobs = Jobs::new(300);
+        let l1 = jobs.clone();
         Builder::new(sim.runtime().clone(), ())
             .concurrency_settings(ConcurrencySettings::new(30, 30, 30))
             .budget(budget.member(weight))
             .run_task(move || {
-                l1.set(l1.get() - 1);
+                l1.take();
                 flight.enter();
                 running.set(running.get() + 1);
                 peak.set(peak.get().max(running.get()));
@@ -57,14 +82,8 @@ fn two_pools_on_one_budget_never_run_more_than_it_and_split_it_by_weight() {
                     Ok::<(), ()>(())
                 }
             })
-            .is_task_ready(move || {
-                let r = l2.get() > 0;
-                async move { Ok(r) }
-            })
-            .is_finished(move || {
-                let f = l3.get() == 0;
-                async move { Ok(f) }
-            })
+            .is_task_ready(jobs.ready())
+            .is_finished(jobs.finished())
             .build()
             .unwrap()
     };
@@ -100,8 +119,8 @@ fn a_start_without_a_permit_is_refused_with_the_budget_as_its_reason() {
     let budget = SharedBudget::new(2);
     let refusals = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let seen = refusals.clone();
-    let left = std::rc::Rc::new(Cell::new(6u32));
-    let (l1, l2, l3) = (left.clone(), left.clone(), left);
+    let jobs = Jobs::new(6);
+    let l1 = jobs.clone();
     let sim = &sim;
     let pool = Builder::new(sim.runtime().clone(), ())
         .concurrency_settings(ConcurrencySettings::new(5, 5, 5))
@@ -112,21 +131,15 @@ fn a_start_without_a_permit_is_refused_with_the_budget_as_its_reason() {
             }
         }))
         .run_task(move || {
-            l1.set(l1.get() - 1);
+            l1.take();
             let slept = sim.sleep(Duration::from_millis(10));
             async move {
                 slept.await;
                 Ok::<(), ()>(())
             }
         })
-        .is_task_ready(move || {
-            let r = l2.get() > 0;
-            async move { Ok(r) }
-        })
-        .is_finished(move || {
-            let f = l3.get() == 0;
-            async move { Ok(f) }
-        })
+        .is_task_ready(jobs.ready())
+        .is_finished(jobs.finished())
         .build()
         .unwrap();
     let report = sim.block_on(pool.run_local()).unwrap().unwrap();
@@ -146,15 +159,14 @@ fn a_throttle_in_one_pool_is_relayed_to_the_other_pools_on_the_budget() {
     let sim = Sim::new();
     let budget = SharedBudget::new(10);
     let make = |throttle: bool, weight: usize| {
-        let left = std::rc::Rc::new(Cell::new(20u32));
-        let (l1, l2, l3) = (left.clone(), left.clone(), left);
+        let jobs = Jobs::new(20);
+        let l1 = jobs.clone();
         let sim = &sim;
         Builder::new(sim.runtime().clone(), ())
             .concurrency_settings(ConcurrencySettings::new(2, 2, 2))
             .budget(budget.member(weight))
             .run_task(move || {
-                let n = l1.get();
-                l1.set(n - 1);
+                let n = l1.take();
                 let slept = sim.sleep(Duration::from_millis(10));
                 async move {
                     slept.await;
@@ -165,14 +177,8 @@ fn a_throttle_in_one_pool_is_relayed_to_the_other_pools_on_the_budget() {
                     })
                 }
             })
-            .is_task_ready(move || {
-                let r = l2.get() > 0;
-                async move { Ok(r) }
-            })
-            .is_finished(move || {
-                let f = l3.get() == 0;
-                async move { Ok(f) }
-            })
+            .is_task_ready(jobs.ready())
+            .is_finished(jobs.finished())
             .build()
             .unwrap()
     };
@@ -197,14 +203,14 @@ fn a_capacity_raised_during_a_run_wakes_the_pool_waiting_on_the_spent_budget() {
     let budget = SharedBudget::new(2);
     let flight = InFlight::default();
     let demand_seen = Cell::new(0usize);
-    let left = std::rc::Rc::new(Cell::new(60u32));
-    let (l1, l2, l3) = (left.clone(), left.clone(), left);
+    let jobs = Jobs::new(60);
+    let l1 = jobs.clone();
     let (sim_ref, flight_ref, budget_ref, demand_ref) = (&sim, &flight, &budget, &demand_seen);
     let pool = Builder::new(sim.runtime().clone(), ())
         .concurrency_settings(ConcurrencySettings::new(8, 8, 8))
         .budget(budget.member(1))
         .run_task(move || {
-            l1.set(l1.get() - 1);
+            l1.take();
             flight_ref.enter();
             demand_ref.set(budget_ref.demand());
             let slept = sim_ref.sleep(Duration::from_millis(10));
@@ -214,14 +220,8 @@ fn a_capacity_raised_during_a_run_wakes_the_pool_waiting_on_the_spent_budget() {
                 Ok::<(), ()>(())
             }
         })
-        .is_task_ready(move || {
-            let r = l2.get() > 0;
-            async move { Ok(r) }
-        })
-        .is_finished(move || {
-            let f = l3.get() == 0;
-            async move { Ok(f) }
-        })
+        .is_task_ready(jobs.ready())
+        .is_finished(jobs.finished())
         .build()
         .unwrap();
     let peak_before = Cell::new(0usize);
@@ -254,14 +254,14 @@ fn a_capacity_lowered_below_the_permits_in_use_admits_nothing_until_the_use_is_b
     let flight = InFlight::default();
     let lowered = Cell::new(false);
     let peak_after = Cell::new(0usize);
-    let left = std::rc::Rc::new(Cell::new(60u32));
-    let (l1, l2, l3) = (left.clone(), left.clone(), left);
+    let jobs = Jobs::new(60);
+    let l1 = jobs.clone();
     let (sim_ref, flight_ref, lowered_ref, after_ref) = (&sim, &flight, &lowered, &peak_after);
     let pool = Builder::new(sim.runtime().clone(), ())
         .concurrency_settings(ConcurrencySettings::new(8, 8, 8))
         .budget(budget.member(1))
         .run_task(move || {
-            l1.set(l1.get() - 1);
+            l1.take();
             flight_ref.enter();
             if lowered_ref.get() {
                 after_ref.set(after_ref.get().max(flight_ref.now.get()));
@@ -273,14 +273,8 @@ fn a_capacity_lowered_below_the_permits_in_use_admits_nothing_until_the_use_is_b
                 Ok::<(), ()>(())
             }
         })
-        .is_task_ready(move || {
-            let r = l2.get() > 0;
-            async move { Ok(r) }
-        })
-        .is_finished(move || {
-            let f = l3.get() == 0;
-            async move { Ok(f) }
-        })
+        .is_task_ready(jobs.ready())
+        .is_finished(jobs.finished())
         .build()
         .unwrap();
     let lower = async {
@@ -376,10 +370,10 @@ fn a_start_rate_cap_admits_only_the_starts_it_holds_and_a_refill_wakes_the_pool(
     budget.set_start_tokens(Some(5));
     let refusals = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let seen = refusals.clone();
-    let left = std::rc::Rc::new(Cell::new(20u32));
+    let jobs = Jobs::new(20);
     let started = Cell::new(0u32);
     let started_before = Cell::new(0u32);
-    let (l1, l2, l3) = (left.clone(), left.clone(), left);
+    let l1 = jobs.clone();
     let (sim_ref, started_ref) = (&sim, &started);
     let pool = Builder::new(sim.runtime().clone(), ())
         .concurrency_settings(ConcurrencySettings::new(4, 4, 4))
@@ -390,7 +384,7 @@ fn a_start_rate_cap_admits_only_the_starts_it_holds_and_a_refill_wakes_the_pool(
             }
         }))
         .run_task(move || {
-            l1.set(l1.get() - 1);
+            l1.take();
             started_ref.set(started_ref.get() + 1);
             let slept = sim_ref.sleep(Duration::from_millis(10));
             async move {
@@ -398,14 +392,8 @@ fn a_start_rate_cap_admits_only_the_starts_it_holds_and_a_refill_wakes_the_pool(
                 Ok::<(), ()>(())
             }
         })
-        .is_task_ready(move || {
-            let r = l2.get() > 0;
-            async move { Ok(r) }
-        })
-        .is_finished(move || {
-            let f = l3.get() == 0;
-            async move { Ok(f) }
-        })
+        .is_task_ready(jobs.ready())
+        .is_finished(jobs.finished())
         .build()
         .unwrap();
     let refill = async {
