@@ -173,6 +173,13 @@ pub trait Launch<F: Future> {
         Err(task)
     }
 
+    /// Whether tasks run on threads other than the driver's, so that a task can end while the driver waits:
+    /// the driver then lingers a little before it sleeps (see `driver/run/linger.rs`). `false`, the default,
+    /// for launchers whose tasks the driver polls itself.
+    fn runs_elsewhere(&self) -> bool {
+        false
+    }
+
     /// Ends a kept `running` whose task resolved, at the end of the run: `Ready` once nothing of it is left on
     /// the executor, so a run never returns with work of its own still queued there. `Ready` at once, the
     /// default, for launchers that keep nothing.

@@ -8,8 +8,12 @@
 //! `event-listener`'s queue (behind [`Handle::drained`](crate::Handle::drained) and
 //! [`Handle::abort`](crate::Handle::abort)) is built on loom by its own `loom` feature under `--cfg loom`.
 
+#[cfg(all(feature = "std", not(loom)))]
+pub(crate) use core::sync::atomic::fence;
 #[cfg(not(loom))]
 pub(crate) use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+#[cfg(all(feature = "std", loom))]
+pub(crate) use loom::sync::atomic::fence;
 #[cfg(loom)]
 pub(crate) use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 

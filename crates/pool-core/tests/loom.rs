@@ -384,7 +384,7 @@ fn retire(
     block_on(std::future::poll_fn(|cx| {
         w.poll_retire(running.as_mut(), cx)
     }));
-    for t in w.0.0.lock().unwrap().drain(..) {
+    for t in w.spawner().0.lock().unwrap().drain(..) {
         t.join().unwrap();
     }
 }
@@ -396,7 +396,7 @@ fn retire(
 fn a_worker_hands_each_job_s_output_back_and_a_cancel_ends_the_job() {
     use pool_core::Launch;
     bounded().check(|| {
-        let w = pool_core::Workers(LoomSpawn::default());
+        let w = pool_core::Workers::new(LoomSpawn::default());
         let mut running = Box::pin(w.launch(Job::Now(1)));
         assert_eq!(block_on(running.as_mut()).unwrap(), 1);
         assert!(w.relaunch(running.as_mut(), Job::Now(2)).is_ok());
@@ -404,7 +404,7 @@ fn a_worker_hands_each_job_s_output_back_and_a_cancel_ends_the_job() {
         retire(&w, running.as_mut());
     });
     bounded().check(|| {
-        let w = pool_core::Workers(LoomSpawn::default());
+        let w = pool_core::Workers::new(LoomSpawn::default());
         let latch = Arc::new(Latch::new());
         let mut running = Box::pin(w.launch(Job::Stuck(latch.clone())));
         assert!(!w.cancel(running.as_mut()), "the slot waits for the worker");

@@ -147,7 +147,7 @@ proptest! {
         tasks in tasks(),
     ) {
         let sim = &Sim::new();
-        let (w_res, w_peak, w_ran, w_alive) = run(sim, Workers(sim), concurrency, &tasks);
+        let (w_res, w_peak, w_ran, w_alive) = run(sim, Workers::new(sim), concurrency, &tasks);
         // Nothing of the run is left on the executor: no worker, no task.
         prop_assert!(sim.is_idle(), "a worker outlived its run");
         let (s_res, s_peak, s_ran, s_alive) = run(sim, Spawned(sim), concurrency, &tasks);

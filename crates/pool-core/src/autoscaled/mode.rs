@@ -6,7 +6,7 @@ use core::pin::Pin;
 use core::task::{Context, Poll};
 use core::time::Duration;
 
-use crate::driver::{CatchPanic, InPlace, TaskPanic, WorkerTask};
+use crate::driver::{CatchPanic, InPlace, TaskPanic, WorkerTask, Workers};
 use crate::seams::{Launch, Spawn};
 
 /// How tasks run: on long-lived workers of the runtime's executor (the default: tasks run in parallel on a
@@ -16,7 +16,8 @@ use crate::seams::{Launch, Spawn};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum TaskMode {
-    /// One long-lived worker task per slot, spawned on the slot's first use and reused by its later tasks.
+    /// A few long-lived worker tasks (one per core), each polling the tasks of many slots, spawned when the
+    /// first slots are used and reused by every later task.
     #[default]
     Workers,
     /// One spawn per task on the runtime's executor.
@@ -33,14 +34,14 @@ pub enum Launcher<S> {
     /// Spawn with `S`.
     Spawned(S),
     /// Workers spawned with `S`.
-    Workers(S),
+    Workers(Workers<S>),
 }
 
 impl<S> Launcher<S> {
     /// The launcher for `mode`, spawning with `spawner` where it spawns.
     pub fn for_mode(mode: TaskMode, spawner: S) -> Self {
         match mode {
-            TaskMode::Workers => Launcher::Workers(spawner),
+            TaskMode::Workers => Launcher::Workers(Workers::new(spawner)),
             TaskMode::Spawned => Launcher::Spawned(spawner),
             TaskMode::InPlace => Launcher::InPlace,
         }
@@ -95,8 +96,8 @@ where
             Launcher::Spawned(s) => Running::Spawned {
                 handle: s.spawn(task),
             },
-            Launcher::Workers(s) => Running::Workers {
-                worker: WorkerTask::spawn(s, task),
+            Launcher::Workers(w) => Running::Workers {
+                worker: w.start(task),
             },
         }
     }
@@ -119,6 +120,10 @@ where
         matches!(self, Launcher::Workers(_))
     }
     #[inline]
+    fn runs_elsewhere(&self) -> bool {
+        !matches!(self, Launcher::InPlace)
+    }
+    #[inline]
     fn relaunch(&self, running: Pin<&mut Self::Running>, task: F) -> Result<(), F> {
         match (self, running.project()) {
             (Launcher::Workers(_), RunningProj::Workers { worker }) => worker.relaunch(task),
@@ -126,8 +131,10 @@ where
         }
     }
     fn poll_retire(&self, running: Pin<&mut Self::Running>, cx: &mut Context<'_>) -> Poll<()> {
-        match running.project() {
-            RunningProj::Workers { worker } => worker.poll_retire(cx),
+        match (self, running.project()) {
+            (Launcher::Workers(w), RunningProj::Workers { worker }) => {
+                w.poll_retire(Pin::new(worker), cx)
+            }
             _ => Poll::Ready(()),
         }
     }

@@ -97,4 +97,8 @@ where
         self.0.cancel(Pin::into_inner(running));
         false
     }
+    #[inline]
+    fn runs_elsewhere(&self) -> bool {
+        true
+    }
 }

@@ -19,7 +19,7 @@
 //! | `wake` | the woken-slot bitset |
 //! | `sink` | ready-made [`EventSink`]s, [`FnSink`] |
 //! | `run` | [`Run`], the driver future: its loop, its task slots, its start path |
-//! | `workers` (`std`) | [`Workers`]: long-lived worker tasks, one per slot, reused from task to task |
+//! | `workers` (`std`) | [`Workers`]: long-lived worker tasks, one per core, each polling many slots' tasks |
 //!
 //! The traits the driver calls ([`Launch`], [`Spawn`], [`EventSink`], ...) live in [`seams`](crate::seams).
 

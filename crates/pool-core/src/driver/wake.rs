@@ -52,7 +52,11 @@ impl Wake for SlotSignal {
         let set = &self.set;
         match set.words.get(self.index / WakeSet::BITS) {
             Some(word) => {
-                word.fetch_or(1 << (self.index % WakeSet::BITS), Ordering::AcqRel);
+                // A word that held a mark already was raised and woken for by whoever marked it first, and
+                // the driver empties a whole word in one swap: a burst of wakes costs one wake.
+                if word.fetch_or(1 << (self.index % WakeSet::BITS), Ordering::AcqRel) != 0 {
+                    return;
+                }
             }
             None => {
                 raise(&self.woken);

@@ -11,6 +11,8 @@
 //! `pool-bench noop pool_tokio_ct_inplace 200000 100`, then named `pool_tokio_ct`: 75.4M before the split,
 //! 94.9M after, 73.3M with the hints).
 
+mod abandon;
+mod linger;
 mod parts;
 mod permits;
 mod slots;
@@ -23,6 +25,7 @@ use core::pin::Pin;
 use core::task::{Context, Poll};
 use core::time::Duration;
 
+use self::linger::Linger;
 use self::parts::{FinishedCheck, Fns, ReadyCheck, Rt, Task, TaskResult};
 pub use self::parts::{FnsPart, Owned, PoolPart, RuntimePart};
 use self::permits::Permits;
@@ -88,6 +91,7 @@ where
     permits: Permits,
     /// The shared budget refused a permit since the last wake or the last task end.
     budget_blocked: bool,
+    linger: Linger,
 }
 
 impl<Pl, Fs, Rb, L, S, O> fmt::Debug for Driver<Pl, Fs, Rb, L, S, O>
@@ -175,6 +179,7 @@ where
             done: false,
             permits: Permits::default(),
             budget_blocked: false,
+            linger: Linger::new(now),
         };
         // A read-modify-write, not a store: a store could land after a handle's concurrent request in the
         // flag's modification order without synchronising with it, so `apply_control` would read this run's own
@@ -461,6 +466,7 @@ where
             }
             this.expire_timeouts(now);
             let reaped = this.reap(now);
+            this.linger.note(now, reaped);
             // A task that just ended may have used its handle (a reported throttle, a pause) on its way out;
             // that must bind the start it made room for.
             if reaped > 0 {
@@ -478,7 +484,8 @@ where
             let started = this.step_start(cx, now);
             this.flush_events();
             this.publish();
-            if reaped == 0 && !started {
+            // Nothing to do: before it sleeps, a driver whose tasks run elsewhere lingers for the next end.
+            if reaped == 0 && !started && !this.linger() {
                 break;
             }
             budget -= 1;
@@ -502,43 +509,6 @@ where
             cx.waker().wake_by_ref();
         }
         Poll::Pending
-    }
-}
-
-impl<Pl, Fs, Rb, L, S, O> Drop for Driver<Pl, Fs, Rb, L, S, O>
-where
-    Pl: PoolPart,
-    Fs: FnsPart,
-    Rb: RuntimePart,
-    L: Launch<Task<Fs>>,
-{
-    fn drop(&mut self) {
-        // A run dropped before it ended (its caller was cancelled) still frees the pool for the next run:
-        // in-place tasks are dropped with it, and the machine is reset.
-        if !self.done {
-            // Asked to stop but not dropped here: in-place tasks are dropped with the run, after the machine
-            // and the handle say the run is over.
-            let launcher = &self.launcher;
-            self.slots.cancel_all(|task| {
-                let _ = launcher.cancel(task);
-                false
-            });
-            let _ = self.pool.part().abort();
-            let now = self.rt.part_ref().now();
-            while self.pool.part().current_concurrency() > 0 {
-                self.permits.release(TaskOutcome::Cancelled);
-                self.pool
-                    .part()
-                    .handle_task_finished(now, TaskOutcome::Cancelled);
-            }
-            let _ = self.pool.part().end_run(now);
-            self.permits.leave();
-            let sh = &self.handle.shared;
-            sh.current.store(0, Ordering::Release);
-            sh.running.store(0, Ordering::Release);
-            sh.drained.notify(usize::MAX);
-            sh.ended.notify(usize::MAX);
-        }
     }
 }
 

@@ -1,0 +1,96 @@
+//! [`Linger`]: before it sleeps, a driver whose tasks run on other threads and end often yields its thread a
+//! few times, watching for the next end, so that a pipeline of short tasks does not pay a futex wake and a
+//! context switch per round trip.
+//!
+//! The driver lingers only while tasks end *often*: at least one end per [`Linger::GAP`] on average over the
+//! last [`Linger::WINDOW`] of the run. Then the next end is due within microseconds and lingering finds it
+//! (on a 2-core machine, after about 30 yields for no-op tasks on workers), and a miss costs at most
+//! [`Linger::TURNS`] yields. Slow tasks (I/O waits of milliseconds) never make a run hot, so such a pool
+//! sleeps at once, as before, and an idle pool never lingers. A turn *yields* the thread rather than spins,
+//! so that on a machine whose cores are busy with the pool's own tasks the lingering driver hands them its
+//! core instead of taking it from them.
+
+use core::time::Duration;
+
+use crate::sync::{AtomicBool, Ordering};
+use crate::time::Instant;
+
+/// Whether the run's tasks end often enough to linger for, measured over windows of the run.
+#[derive(Debug)]
+pub(super) struct Linger {
+    since: Instant,
+    ended: u64,
+    hot: bool,
+}
+
+impl Linger {
+    /// The most yields of one linger.
+    pub(super) const TURNS: u32 = 64;
+    /// The longest mean time between task ends at which the driver lingers.
+    pub(super) const GAP: Duration = Duration::from_micros(50);
+    /// How long a stretch of the run the rate of ends is measured over.
+    pub(super) const WINDOW: Duration = Duration::from_millis(1);
+
+    pub(super) fn new(now: Instant) -> Self {
+        Linger {
+            since: now,
+            ended: 0,
+            hot: false,
+        }
+    }
+
+    /// Counts `ended` tasks that ended by `now`, and closes the window when it is over.
+    #[inline]
+    pub(super) fn note(&mut self, now: Instant, ended: usize) {
+        self.ended += ended as u64;
+        let span = now.saturating_duration_since(self.since);
+        if span >= Self::WINDOW {
+            let gaps = span.as_nanos() / Self::GAP.as_nanos();
+            self.hot = u128::from(self.ended) >= gaps;
+            self.since = now;
+            self.ended = 0;
+        }
+    }
+
+    /// When the run is hot, yields the thread until `woken` is raised, for at most [`Linger::TURNS`] turns;
+    /// says whether it was.
+    pub(super) fn wait(&self, woken: &AtomicBool) -> bool {
+        if !self.hot {
+            return false;
+        }
+        for _ in 0..Self::TURNS {
+            relax();
+            if woken.load(Ordering::Relaxed) {
+                return true;
+            }
+        }
+        false
+    }
+}
+
+/// One turn: the thread yields to the OS where there is one, and spins once where there is none.
+#[inline]
+fn relax() {
+    #[cfg(all(feature = "std", not(loom)))]
+    std::thread::yield_now();
+    #[cfg(loom)]
+    loom::thread::yield_now();
+    #[cfg(not(any(feature = "std", loom)))]
+    core::hint::spin_loop();
+}
+
+impl<Pl, Fs, Rb, L, S, O> super::Driver<Pl, Fs, Rb, L, S, O>
+where
+    Pl: super::PoolPart,
+    Fs: super::FnsPart,
+    Rb: super::RuntimePart,
+    L: crate::seams::Launch<super::Task<Fs>>,
+{
+    /// Lingers for a task to end, when tasks run on other threads, some are running and they end often; says
+    /// whether one ended.
+    pub(super) fn linger(&mut self) -> bool {
+        self.launcher.runs_elsewhere()
+            && self.pool.part().current_concurrency() > 0
+            && self.linger.wait(&self.handle.shared.slot_woken)
+    }
+}
