@@ -167,3 +167,42 @@ proptest! {
         }
     }
 }
+
+/// A spawner on the simulation that counts what it spawns.
+struct Counting<'a> {
+    sim: &'a Sim,
+    spawned: std::cell::Cell<usize>,
+}
+
+impl pool_core::Spawn for &Counting<'_> {
+    type Handle<T: Send + 'static> = pool_core::testing::SimJoin<T>;
+    fn spawn<F>(&self, task: F) -> Self::Handle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.spawned.set(self.spawned.get() + 1);
+        pool_core::Spawn::spawn(&self.sim, task)
+    }
+    fn cancel<T: Send + 'static>(&self, handle: &mut Self::Handle<T>) {
+        pool_core::Spawn::cancel(&self.sim, handle);
+    }
+}
+
+/// The workers are lanes, not one per slot: eight slots on two lanes spawn two worker tasks for the whole
+/// run, however many tasks it runs, and both are gone when it returns.
+#[test]
+fn a_run_spawns_one_worker_per_lane_not_one_per_slot_or_task() {
+    let sim = &Sim::new();
+    let counting = Counting {
+        sim,
+        spawned: std::cell::Cell::new(0),
+    };
+    let tasks = vec![(3, Kind::Ok); 40];
+    let (res, peak, ran, alive) = run(sim, Workers::with_width(&counting, 2), 8, &tasks);
+    let report = res.expect("every task succeeds");
+    assert_eq!((report.succeeded, ran, alive), (40, 40, 0));
+    assert_eq!(peak, 8, "the eight slots ran at once on two lanes");
+    assert_eq!(counting.spawned.get(), 2);
+    assert!(sim.is_idle(), "a lane outlived its run");
+}
