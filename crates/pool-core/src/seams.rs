@@ -180,6 +180,13 @@ pub trait Launch<F: Future> {
         false
     }
 
+    /// Told by the driver when its tasks start or stop ending often (at least once per 50 µs on average over
+    /// the last millisecond): workers that linger before they sleep, as the driver does, linger only while
+    /// `hot`. Ignored by default.
+    fn pace(&self, hot: bool) {
+        let _ = hot;
+    }
+
     /// Ends a kept `running` whose task resolved, at the end of the run: `Ready` once nothing of it is left on
     /// the executor, so a run never returns with work of its own still queued there. `Ready` at once, the
     /// default, for launchers that keep nothing.

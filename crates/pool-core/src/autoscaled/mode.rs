@@ -123,6 +123,11 @@ where
     fn runs_elsewhere(&self) -> bool {
         !matches!(self, Launcher::InPlace)
     }
+    fn pace(&self, hot: bool) {
+        if let Launcher::Workers(w) = self {
+            Launch::<F>::pace(w, hot);
+        }
+    }
     #[inline]
     fn relaunch(&self, running: Pin<&mut Self::Running>, task: F) -> Result<(), F> {
         match (self, running.project()) {

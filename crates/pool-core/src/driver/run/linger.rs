@@ -12,7 +12,7 @@
 
 use core::time::Duration;
 
-use crate::sync::{AtomicBool, Ordering};
+use crate::sync::{AtomicBool, Ordering, relax};
 use crate::time::Instant;
 
 /// Whether the run's tasks end often enough to linger for, measured over windows of the run.
@@ -39,17 +39,23 @@ impl Linger {
         }
     }
 
-    /// Counts `ended` tasks that ended by `now`, and closes the window when it is over.
+    /// Counts `ended` tasks that ended by `now`, and closes the window when it is over; says whether the run
+    /// turned hot or cold.
     #[inline]
-    pub(super) fn note(&mut self, now: Instant, ended: usize) {
+    pub(super) fn note(&mut self, now: Instant, ended: usize) -> Option<bool> {
         self.ended += ended as u64;
         let span = now.saturating_duration_since(self.since);
-        if span >= Self::WINDOW {
-            let gaps = span.as_nanos() / Self::GAP.as_nanos();
-            self.hot = u128::from(self.ended) >= gaps;
-            self.since = now;
-            self.ended = 0;
+        if span < Self::WINDOW {
+            return None;
         }
+        let gaps = span.as_nanos() / Self::GAP.as_nanos();
+        let hot = u128::from(self.ended) >= gaps;
+        self.since = now;
+        self.ended = 0;
+        (hot != self.hot).then(|| {
+            self.hot = hot;
+            hot
+        })
     }
 
     /// When the run is hot, yields the thread until `woken` is raised, for at most [`Linger::TURNS`] turns;
@@ -68,17 +74,6 @@ impl Linger {
     }
 }
 
-/// One turn: the thread yields to the OS where there is one, and spins once where there is none.
-#[inline]
-fn relax() {
-    #[cfg(all(feature = "std", not(loom)))]
-    std::thread::yield_now();
-    #[cfg(loom)]
-    loom::thread::yield_now();
-    #[cfg(not(any(feature = "std", loom)))]
-    core::hint::spin_loop();
-}
-
 impl<Pl, Fs, Rb, L, S, O> super::Driver<Pl, Fs, Rb, L, S, O>
 where
     Pl: super::PoolPart,
@@ -86,6 +81,14 @@ where
     Rb: super::RuntimePart,
     L: crate::seams::Launch<super::Task<Fs>>,
 {
+    /// Counts the tasks that ended by `now`, telling the launcher when the run turns hot or cold.
+    #[inline]
+    pub(super) fn note_ends(&mut self, now: Instant, ended: usize) {
+        if let Some(hot) = self.linger.note(now, ended) {
+            self.launcher.pace(hot);
+        }
+    }
+
     /// Lingers for a task to end, when tasks run on other threads, some are running and they end often; says
     /// whether one ended.
     pub(super) fn linger(&mut self) -> bool {

@@ -466,7 +466,7 @@ where
             }
             this.expire_timeouts(now);
             let reaped = this.reap(now);
-            this.linger.note(now, reaped);
+            this.note_ends(now, reaped);
             // A task that just ended may have used its handle (a reported throttle, a pause) on its way out;
             // that must bind the start it made room for.
             if reaped > 0 {

@@ -26,12 +26,15 @@ use concurrent_queue::ConcurrentQueue;
 
 use crate::driver::TaskPanic;
 use crate::driver::launch::CatchPanic;
-use crate::sync::{AtomicBool, AtomicUsize, AtomicWaker, Ordering, fence, raise};
+use crate::sync::{AtomicBool, AtomicUsize, AtomicWaker, Ordering, fence, raise, relax};
 
 /// Seats one lane tracks in its bitset; a seat past them carries its own flag and the overflow mark. The loom
 /// models use one word, so that a lane's poll stays within loom's bound on branches.
 const SEATS: usize = if cfg!(loom) { 64 } else { 1024 };
 const BITS: usize = usize::BITS as usize;
+/// The most yields of a lane that waits for its next job while the run is hot: a few microseconds, so the
+/// executor's other tasks on the lane's thread wait no longer than that.
+const LINGER: u32 = 8;
 
 /// A lane's wake marks: one bit per seat, the overflow mark, and the lane task's waker.
 pub(super) struct Signal {
@@ -235,13 +238,16 @@ where
 pub(super) struct Inbox<F: Future> {
     pub(super) signal: Arc<Signal>,
     joined: ConcurrentQueue<Arc<Cell<F>>>,
+    /// Whether the run is hot ([`Launch::pace`](crate::Launch::pace)), shared by the launcher's lanes.
+    pace: Arc<AtomicBool>,
 }
 
 impl<F: Future> Inbox<F> {
-    pub(super) fn new() -> Self {
+    pub(super) fn new(pace: Arc<AtomicBool>) -> Self {
         Inbox {
             signal: Arc::new(Signal::new()),
             joined: ConcurrentQueue::unbounded(),
+            pace,
         }
     }
 
@@ -389,6 +395,17 @@ where
         }
         if sealed && this.open == 0 {
             return Poll::Ready(());
+        }
+        // While the run is hot, the slots' next jobs come within microseconds: the lane yields its thread a
+        // few times before it lets it park, so the driver's next mark finds the lane awake (a wake of a
+        // running task costs no futex). A mark ends the wait; its wake has the executor poll the lane again.
+        if this.inbox.pace.load(Ordering::Relaxed) {
+            for _ in 0..LINGER {
+                relax();
+                if signal.words.iter().any(|w| w.load(Ordering::Relaxed) != 0) {
+                    break;
+                }
+            }
         }
         Poll::Pending
     }

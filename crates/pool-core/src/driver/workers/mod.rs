@@ -35,6 +35,7 @@ use lane::{Cell, Inbox};
 
 use super::TaskPanic;
 use crate::seams::{Launch, Spawn};
+use crate::sync::{AtomicBool, Ordering};
 
 /// Runs tasks on long-lived workers spawned with `S`, one per core, each serving many task slots.
 pub struct Workers<S> {
@@ -42,6 +43,8 @@ pub struct Workers<S> {
     width: usize,
     /// One [`Lanes`] per task type this launcher ran: touched when a slot is first used, never per task.
     lanes: Mutex<Vec<Box<dyn Any + Send>>>,
+    /// Whether the run is hot, as the driver last said ([`Launch::pace`]); every lane reads it.
+    pace: Arc<AtomicBool>,
 }
 
 impl<S> Workers<S> {
@@ -57,6 +60,7 @@ impl<S> Workers<S> {
             spawner,
             width: width.max(1),
             lanes: Mutex::new(Vec::new()),
+            pace: Arc::new(AtomicBool::new(false)),
         }
     }
 
@@ -187,7 +191,7 @@ impl<S: Spawn> Workers<S> {
             lanes.next += 1;
             let mut lane = None;
             if k >= lanes.open.len() {
-                let inbox = Arc::new(Inbox::new());
+                let inbox = Arc::new(Inbox::new(self.pace.clone()));
                 lane = Some(inbox.clone());
                 lanes.open.push((inbox, 0));
             }
@@ -259,6 +263,10 @@ where
     #[inline]
     fn runs_elsewhere(&self) -> bool {
         true
+    }
+
+    fn pace(&self, hot: bool) {
+        self.pace.store(hot, Ordering::Relaxed);
     }
 
     #[inline]
