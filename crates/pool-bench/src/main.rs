@@ -16,6 +16,8 @@
 //! - `pool_tokio_default`: exactly the default builder on tokio's multi-thread runtime ([`TaskMode::Workers`],
 //!   the real system sensors, the adaptive policy), concurrency pinned at CONCURRENCY;
 //! - `pool_tokio_autoscaled`: the same with CONCURRENCY as the ceiling only, so the policy scales;
+//! - `pool_tokio_ct_default`: the default builder on tokio's current-thread runtime (its workers share the
+//!   driver's one thread), concurrency pinned;
 //! - `pool_tokio_spawned`: spawned tasks with `()` sensors; `pool_tokio_inplace`: tasks polled in place by
 //!   the driver ([`TaskMode::InPlace`]) on the multi-thread runtime, `()` sensors;
 //! - `pool_tokio_ct_inplace`, `pool_smol_inplace`, `pool_async_std_inplace`: in place on those runtimes;
@@ -51,6 +53,7 @@ const IMPLS: &[&str] = &[
     "pool_tokio_autoscaled",
     "pool_tokio_spawned",
     "pool_tokio_inplace",
+    "pool_tokio_ct_default",
     "pool_tokio_ct_inplace",
     "pool_smol_inplace",
     "pool_async_std_inplace",
@@ -323,6 +326,17 @@ where
                 TaskMode::default(),
                 c,
                 autoscaled,
+                real(),
+                sleep,
+            ));
+        }
+        "pool_tokio_ct_default" => {
+            let rt = tokio_ct();
+            t0 = Instant::now();
+            rt.block_on(impls::pool::<TokioRuntime, _, _, _>(
+                TaskMode::default(),
+                c,
+                false,
                 real(),
                 sleep,
             ));

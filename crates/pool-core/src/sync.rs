@@ -62,16 +62,3 @@ pub(crate) fn raise(flag: &AtomicBool) {
     #[cfg(loom)]
     flag.swap(true, Ordering::Release);
 }
-
-/// One turn of a wait that expects its condition within microseconds: the thread yields to the OS where there
-/// is one (handing the core to a thread that has work, the pool's own tasks included), and spins once where
-/// there is none. The driver's linger and a lane's use it.
-#[inline]
-pub(crate) fn relax() {
-    #[cfg(all(feature = "std", not(loom)))]
-    std::thread::yield_now();
-    #[cfg(loom)]
-    loom::thread::yield_now();
-    #[cfg(not(any(feature = "std", loom)))]
-    core::hint::spin_loop();
-}

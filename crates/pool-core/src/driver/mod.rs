@@ -17,6 +17,7 @@
 //! | `launch` | [`InPlace`] and [`Spawned`], with panic capture |
 //! | `control` | [`Handle`]: cross-thread control and published counters |
 //! | `wake` | the woken-slot bitset |
+//! | `patience` | whether lingering pays, and one turn of it |
 //! | `sink` | ready-made [`EventSink`]s, [`FnSink`] |
 //! | `run` | [`Run`], the driver future: its loop, its task slots, its start path |
 //! | `workers` (`std`) | [`Workers`]: long-lived worker tasks, one per core, each polling many slots' tasks |
@@ -26,6 +27,7 @@
 mod control;
 mod error;
 mod launch;
+mod patience;
 mod run;
 mod sink;
 mod wake;

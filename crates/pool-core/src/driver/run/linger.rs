@@ -12,7 +12,8 @@
 
 use core::time::Duration;
 
-use crate::sync::{AtomicBool, Ordering, relax};
+use crate::driver::patience::{Patience, relax};
+use crate::sync::{AtomicBool, Ordering};
 use crate::time::Instant;
 
 /// Whether the run's tasks end often enough to linger for, measured over windows of the run.
@@ -21,6 +22,7 @@ pub(super) struct Linger {
     since: Instant,
     ended: u64,
     hot: bool,
+    patience: Patience,
 }
 
 impl Linger {
@@ -36,6 +38,7 @@ impl Linger {
             since: now,
             ended: 0,
             hot: false,
+            patience: Patience::default(),
         }
     }
 
@@ -58,19 +61,18 @@ impl Linger {
         })
     }
 
-    /// When the run is hot, yields the thread until `woken` is raised, for at most [`Linger::TURNS`] turns;
-    /// says whether it was.
-    pub(super) fn wait(&self, woken: &AtomicBool) -> bool {
-        if !self.hot {
+    /// When the run is hot and waiting has been paying ([`Patience`]), yields the thread until `woken` is
+    /// raised, for at most [`Linger::TURNS`] turns; says whether it was.
+    pub(super) fn wait(&mut self, woken: &AtomicBool) -> bool {
+        if !self.hot || !self.patience.try_now() {
             return false;
         }
-        for _ in 0..Self::TURNS {
+        let hit = (0..Self::TURNS).any(|_| {
             relax();
-            if woken.load(Ordering::Relaxed) {
-                return true;
-            }
-        }
-        false
+            woken.load(Ordering::Relaxed)
+        });
+        self.patience.record(hit);
+        hit
     }
 }
 

@@ -26,7 +26,8 @@ use concurrent_queue::ConcurrentQueue;
 
 use crate::driver::TaskPanic;
 use crate::driver::launch::CatchPanic;
-use crate::sync::{AtomicBool, AtomicUsize, AtomicWaker, Ordering, fence, raise, relax};
+use crate::driver::patience::{Patience, relax};
+use crate::sync::{AtomicBool, AtomicUsize, AtomicWaker, Ordering, fence, raise};
 
 /// Seats one lane tracks in its bitset; a seat past them carries its own flag and the overflow mark. The loom
 /// models use one word, so that a lane's poll stays within loom's bound on branches.
@@ -272,6 +273,7 @@ pub struct Worker<F: Future> {
     inbox: Arc<Inbox<F>>,
     seats: Vec<Option<Seat<F>>>,
     open: usize,
+    patience: Patience,
 }
 
 impl<F: Future> Unpin for Worker<F> {}
@@ -294,6 +296,7 @@ where
             inbox,
             seats: Vec::new(),
             open: 0,
+            patience: Patience::default(),
         }
     }
 
@@ -399,13 +402,12 @@ where
         // While the run is hot, the slots' next jobs come within microseconds: the lane yields its thread a
         // few times before it lets it park, so the driver's next mark finds the lane awake (a wake of a
         // running task costs no futex). A mark ends the wait; its wake has the executor poll the lane again.
-        if this.inbox.pace.load(Ordering::Relaxed) {
-            for _ in 0..LINGER {
+        if this.inbox.pace.load(Ordering::Relaxed) && this.patience.try_now() {
+            let hit = (0..LINGER).any(|_| {
                 relax();
-                if signal.words.iter().any(|w| w.load(Ordering::Relaxed) != 0) {
-                    break;
-                }
-            }
+                signal.words.iter().any(|w| w.load(Ordering::Relaxed) != 0)
+            });
+            this.patience.record(hit);
         }
         Poll::Pending
     }
