@@ -47,18 +47,14 @@ impl AtomicWaker {
 
 /// Raises a flag that the driver consumes with `swap(false)`: a task's `slot_woken` and a handle's `dirty`.
 ///
-/// A release store is all the real code needs (the consumer's `swap` is a read-modify-write, which always
-/// reads the latest value in the modification order). loom 0.7 gets that rule wrong when the flag is written
-/// by a plain store: it lets the store slip between the read and the write of a concurrent `swap`, so the
-/// `swap` can return `false` even though the store happens-before it (loom issues
-/// [#254](https://github.com/tokio-rs/loom/issues/254) and [#389](https://github.com/tokio-rs/loom/issues/389),
-/// fix in PR #391, unreleased). The models then report a lost wakeup that the C++/Rust memory model forbids.
-/// Under `--cfg loom` the flag is therefore raised with a `swap` of the same ordering, which loom orders
-/// correctly; the real build keeps the cheaper store.
+/// A read-modify-write, not a store, so that every raise continues the release sequences of the ones before
+/// it: the driver's `swap` then synchronises with each raiser since its last `swap`, not only the last one,
+/// and sees the marks each made before raising. That matters since a mark into a `WakeSet` word that already
+/// held one raises nothing (`wake.rs`): a mark whose raise was overtaken by another's must still be seen.
+/// (It also sidesteps loom 0.7, which lets a plain store slip between the read and the write of a concurrent
+/// `swap`, loom issues [#254](https://github.com/tokio-rs/loom/issues/254) and
+/// [#389](https://github.com/tokio-rs/loom/issues/389).) Raises are rare: one per word a burst marks.
 #[inline]
 pub(crate) fn raise(flag: &AtomicBool) {
-    #[cfg(not(loom))]
-    flag.store(true, Ordering::Release);
-    #[cfg(loom)]
     flag.swap(true, Ordering::Release);
 }

@@ -21,6 +21,8 @@ enum Kind {
     Ok,
     Err,
     Panic,
+    /// Succeeds, then panics when the finished future is dropped.
+    PanicInDrop,
 }
 
 /// Tasks alive (made and not dropped) and the most at once.
@@ -62,6 +64,22 @@ impl Future for YieldN {
     }
 }
 
+/// A task future that panics when it is dropped, finished or not.
+struct DropBomb<F>(Pin<Box<F>>, usize);
+
+impl<F: Future> Future for DropBomb<F> {
+    type Output = F::Output;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        self.0.as_mut().poll(cx)
+    }
+}
+
+impl<F> Drop for DropBomb<F> {
+    fn drop(&mut self) {
+        panic!("task {} panicked in drop", self.1);
+    }
+}
+
 type Outcome = (Result<RunReport, String>, usize, usize, usize);
 
 /// Runs `tasks` at `concurrency` with `launcher`: the run's result, the peak of live tasks, how many ran, and
@@ -85,15 +103,21 @@ where
             let (yields, kind) = specs[i];
             let alive = Alive::new(&c);
             c.ran.fetch_add(1, Ordering::SeqCst);
-            Box::pin(async move {
+            let task = async move {
                 let _alive = alive;
                 YieldN(yields).await;
                 match kind {
-                    Kind::Ok => Ok(()),
+                    Kind::Ok | Kind::PanicInDrop => Ok(()),
                     Kind::Err => Err(format!("task {i}")),
                     Kind::Panic => panic!("task {i} panicked"),
                 }
-            }) as Pin<Box<dyn Future<Output = Result<(), String>> + Send>>
+            };
+            if matches!(kind, Kind::PanicInDrop) {
+                Box::pin(DropBomb(Box::pin(task), i))
+                    as Pin<Box<dyn Future<Output = Result<(), String>> + Send>>
+            } else {
+                Box::pin(task)
+            }
         },
         || {
             let r = next.get() < n;
@@ -205,4 +229,105 @@ fn a_run_spawns_one_worker_per_lane_not_one_per_slot_or_task() {
     assert_eq!(peak, 8, "the eight slots ran at once on two lanes");
     assert_eq!(counting.spawned.get(), 2);
     assert!(sim.is_idle(), "a lane outlived its run");
+}
+
+/// A task whose finished future panics when dropped fails that task alone, with its own panic: the lane it
+/// shares with the other slots goes on serving them, and every one of them ends.
+#[test]
+fn a_panic_in_a_finished_task_s_drop_fails_that_task_not_its_lane() {
+    let sim = &Sim::new();
+    let mut tasks = vec![(2, Kind::Ok); 12];
+    tasks[3] = (0, Kind::PanicInDrop);
+    let (res, _, ran, alive) = run(sim, Workers::with_width(sim, 1), 4, &tasks);
+    assert_eq!(res.unwrap_err(), "task 3 panicked in drop");
+    assert_eq!(alive, 0, "every started task was dropped");
+    assert!(ran >= 4, "the tasks in flight with the bad one had started");
+    assert!(sim.is_idle(), "the lane outlived its run");
+}
+
+/// A spawner on the simulation whose tasks a test can drop from under the run, as an executor that shuts
+/// down drops its tasks.
+struct Killable<'a> {
+    sim: &'a Sim,
+    kill: Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// A spawned future that drops what it runs once `kill` is raised (checked each time it is polled).
+struct Doomed<F: Future> {
+    inner: Option<Pin<Box<F>>>,
+    kill: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl<F: Future> Future for Doomed<F> {
+    type Output = Option<F::Output>;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        if self.kill.load(Ordering::SeqCst) {
+            self.inner = None;
+            return Poll::Ready(None);
+        }
+        match self.inner.as_mut() {
+            Some(f) => f.as_mut().poll(cx).map(Some),
+            None => Poll::Ready(None),
+        }
+    }
+}
+
+/// A [`Doomed`] task's join handle: a killed task ends as a panic would.
+struct DoomedJoin<T: Send + 'static>(pool_core::testing::SimJoin<Option<T>>);
+
+impl<T: Send + 'static> Future for DoomedJoin<T> {
+    type Output = Result<T, pool_core::TaskPanic>;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.0).poll(cx).map(|r| {
+            r.and_then(|o| {
+                o.ok_or(pool_core::TaskPanic {
+                    message: "killed".into(),
+                })
+            })
+        })
+    }
+}
+
+impl pool_core::Spawn for &Killable<'_> {
+    type Handle<T: Send + 'static> = DoomedJoin<T>;
+    fn spawn<F>(&self, task: F) -> Self::Handle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let doomed = Doomed {
+            inner: Some(Box::pin(task)),
+            kill: self.kill.clone(),
+        };
+        DoomedJoin(pool_core::Spawn::spawn(&self.sim, doomed))
+    }
+    fn cancel<T: Send + 'static>(&self, handle: &mut Self::Handle<T>) {
+        pool_core::Spawn::cancel(&self.sim, &mut handle.0);
+    }
+}
+
+/// An executor that drops a lane from under a run (a runtime shutting down) ends the tasks on it as failures
+/// ("the worker ended before its task"), and the run still ends: no slot waits on a lane that is gone.
+#[test]
+fn a_lane_dropped_by_its_executor_fails_its_tasks_and_the_run_still_ends() {
+    let sim = &Sim::new();
+    let kill = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let killable = Killable {
+        sim,
+        kill: kill.clone(),
+    };
+    // Tasks that keep yielding, so the lane is polled (and finds itself killed) while they run.
+    let tasks = vec![(50, Kind::Ok); 8];
+    let killer = kill.clone();
+    let (res, _, _, alive) = {
+        // The kill is raised once the run is under way: after the first poll of the lane.
+        let _helper = sim.spawn(async move {
+            YieldN(3).await;
+            killer.store(true, Ordering::SeqCst);
+        });
+        run(sim, Workers::with_width(&killable, 1), 4, &tasks)
+    };
+    assert_eq!(res.unwrap_err(), "the worker ended before its task");
+    assert_eq!(alive, 0);
+    assert!(sim.is_idle());
 }

@@ -25,7 +25,7 @@ use std::sync::OnceLock;
 use concurrent_queue::ConcurrentQueue;
 
 use crate::driver::TaskPanic;
-use crate::driver::launch::CatchPanic;
+use crate::driver::launch::{CatchPanic, call_caught};
 use crate::driver::patience::{Patience, relax};
 use crate::sync::{AtomicBool, AtomicUsize, AtomicWaker, Ordering, fence, raise};
 
@@ -43,6 +43,8 @@ pub(super) struct Signal {
     overflow: AtomicBool,
     /// The lane may end once no slot can join it any more and each of its cells closed.
     sealed: AtomicBool,
+    /// The lane was dropped (it ended, or its executor dropped it): a slot that would join it needs another.
+    dead: AtomicBool,
     waker: AtomicWaker,
 }
 
@@ -52,6 +54,7 @@ impl Signal {
             words: core::array::from_fn(|_| AtomicUsize::new(0)),
             overflow: AtomicBool::new(false),
             sealed: AtomicBool::new(false),
+            dead: AtomicBool::new(false),
             waker: AtomicWaker::new(),
         }
     }
@@ -72,6 +75,11 @@ impl Signal {
             }
         }
         self.waker.wake();
+    }
+
+    /// Whether the lane was dropped.
+    pub(super) fn is_dead(&self) -> bool {
+        self.dead.load(Ordering::Acquire)
     }
 
     /// Says no slot joins the lane any more, and wakes it so it can end once its cells closed.
@@ -153,8 +161,11 @@ impl<F: Future> Cell<F> {
             return Poll::Ready(out);
         }
         if self.exited.load(Ordering::Acquire) {
-            return Poll::Ready(Err(TaskPanic {
-                message: String::from("the worker ended before its task"),
+            // The lane may have handed the output just before it went.
+            return Poll::Ready(self.output.pop().unwrap_or_else(|_| {
+                Err(TaskPanic {
+                    message: String::from("the worker ended before its task"),
+                })
             }));
         }
         Poll::Pending
@@ -185,6 +196,10 @@ impl<F: Future> Cell<F> {
     /// Hands the lane the next `job`, clearing the last one's cancel.
     #[inline]
     pub(super) fn relaunch(&self, job: F) -> Result<(), F> {
+        if self.exited.load(Ordering::Acquire) {
+            // The lane is gone: the driver launches the job afresh, on a live lane.
+            return Err(job);
+        }
         self.cancel.store(false, Ordering::Release);
         self.job
             .push(job)
@@ -252,10 +267,12 @@ impl<F: Future> Inbox<F> {
         }
     }
 
-    /// Seats `cell` on the lane; its handle's first poll tells the lane about its first job.
+    /// Seats `cell` on the lane; its handle's first poll tells the lane about its first job. A lane that
+    /// went meanwhile closed the queue: the cell then hears at once that its lane is gone.
     pub(super) fn join(&self, cell: Arc<Cell<F>>) {
-        // The queue is unbounded and only the lane's drop closes it, after the launcher let go of the inbox.
-        let _ = self.joined.push(cell);
+        if let Err(e) = self.joined.push(cell) {
+            e.into_inner().exit();
+        }
     }
 }
 
@@ -327,7 +344,7 @@ where
         }
         let cell = &*seat.cell;
         if cell.closed.load(Ordering::Acquire) {
-            seat.job.set(None);
+            let _ = drop_job(&mut seat.job);
             seat.closed = true;
             self.open -= 1;
             return;
@@ -339,20 +356,28 @@ where
             }
         }
         if cell.cancel.load(Ordering::Acquire) {
-            seat.job.set(None);
-            cell.finish(Err(TaskPanic {
+            // A job whose drop panics hands back that panic instead of the placeholder.
+            let dropped = drop_job(&mut seat.job).err();
+            cell.finish(Err(dropped.unwrap_or_else(|| TaskPanic {
                 message: String::from("cancelled"),
-            }));
+            })));
             return;
         }
         let Some(job) = seat.job.as_mut().as_pin_mut() else {
             return;
         };
         if let Poll::Ready(out) = job.poll(&mut Context::from_waker(&seat.waker)) {
-            seat.job.set(None);
+            // A panic in the finished job's drop fails the task, as one in its poll would.
+            let out = drop_job(&mut seat.job).and(out);
             cell.finish(out);
         }
     }
+}
+
+/// Drops a seat's job, catching a panic in its `Drop`, so that one task's bad drop fails that task and not
+/// the lane with every other task on it.
+fn drop_job<F: Future>(job: &mut Pin<Box<Option<CatchPanic<F>>>>) -> Result<(), TaskPanic> {
+    call_caught(|| job.set(None))
 }
 
 impl<F> Future for Worker<F>
@@ -417,8 +442,11 @@ impl<F: Future> Drop for Worker<F> {
     fn drop(&mut self) {
         // Jobs go first, then each cell hears the lane is gone: a slot that sees `exited` sees no job of its
         // own left on the executor.
+        // Dead and closed first: a slot that would join now gets a new lane, or hears at once this one is gone.
+        self.inbox.signal.dead.store(true, Ordering::Release);
+        self.inbox.joined.close();
         for seat in self.seats.iter_mut().flatten() {
-            seat.job.set(None);
+            let _ = drop_job(&mut seat.job);
         }
         for seat in self.seats.iter().flatten() {
             seat.cell.exit();

@@ -190,10 +190,15 @@ impl<S: Spawn> Workers<S> {
             let k = lanes.next % width;
             lanes.next += 1;
             let mut lane = None;
-            if k >= lanes.open.len() {
+            // A lane its executor dropped (a runtime shutting down) is replaced rather than joined.
+            if k >= lanes.open.len() || lanes.open[k].0.signal.is_dead() {
                 let inbox = Arc::new(Inbox::new(self.pace.clone()));
                 lane = Some(inbox.clone());
-                lanes.open.push((inbox, 0));
+                if k >= lanes.open.len() {
+                    lanes.open.push((inbox, 0));
+                } else {
+                    lanes.open[k] = (inbox, 0);
+                }
             }
             // Lanes are made in order, so lane `k` exists now.
             let (inbox, seats) = &mut lanes.open[k];
