@@ -21,9 +21,23 @@ impl Patience {
     /// A benched wait still waits on one chance in this many, to see whether waiting pays again.
     pub(crate) const PROBE_EVERY: u32 = 64;
 
+    /// Waits, unless the wait is benched, up to `turns` turns of [`relax`] for `done`; says whether it came.
+    #[inline]
+    pub(crate) fn wait(&mut self, turns: u32, mut done: impl FnMut() -> bool) -> bool {
+        if !self.try_now() {
+            return false;
+        }
+        let hit = (0..turns).any(|_| {
+            relax();
+            done()
+        });
+        self.record(hit);
+        hit
+    }
+
     /// Whether to wait at this chance.
     #[inline]
-    pub(crate) fn try_now(&mut self) -> bool {
+    fn try_now(&mut self) -> bool {
         if self.misses < Self::BENCH_AFTER {
             return true;
         }
@@ -37,7 +51,7 @@ impl Patience {
 
     /// Records how a wait ended.
     #[inline]
-    pub(crate) fn record(&mut self, hit: bool) {
+    fn record(&mut self, hit: bool) {
         self.misses = if hit {
             0
         } else {
@@ -50,7 +64,7 @@ impl Patience {
 /// is one (handing the core to a thread that has work, the pool's own tasks included), and spins once where
 /// there is none.
 #[inline]
-pub(crate) fn relax() {
+fn relax() {
     #[cfg(all(feature = "std", not(loom)))]
     std::thread::yield_now();
     #[cfg(loom)]

@@ -8,6 +8,7 @@ use alloc::task::Wake;
 use super::control::Shared;
 use crate::sync::{AtomicBool, AtomicUsize, Ordering, raise};
 
+/// One bit per task slot, set by the slot's waker, so the driver polls the slots that were woken instead of
 /// them all. It is sized once per run for `max_concurrency`; slots added after a setter raised the maximum
 /// fall back to their own flag and the `overflow` mark.
 #[derive(Debug)]

@@ -12,7 +12,7 @@
 
 use core::time::Duration;
 
-use crate::driver::patience::{Patience, relax};
+use crate::driver::patience::Patience;
 use crate::sync::{AtomicBool, Ordering};
 use crate::time::Instant;
 
@@ -64,15 +64,10 @@ impl Linger {
     /// When the run is hot and waiting has been paying ([`Patience`]), yields the thread until `woken` is
     /// raised, for at most [`Linger::TURNS`] turns; says whether it was.
     pub(super) fn wait(&mut self, woken: &AtomicBool) -> bool {
-        if !self.hot || !self.patience.try_now() {
-            return false;
-        }
-        let hit = (0..Self::TURNS).any(|_| {
-            relax();
-            woken.load(Ordering::Relaxed)
-        });
-        self.patience.record(hit);
-        hit
+        self.hot
+            && self
+                .patience
+                .wait(Self::TURNS, || woken.load(Ordering::Relaxed))
     }
 }
 

@@ -26,7 +26,7 @@ use concurrent_queue::ConcurrentQueue;
 
 use crate::driver::TaskPanic;
 use crate::driver::launch::{CatchPanic, call_caught};
-use crate::driver::patience::{Patience, relax};
+use crate::driver::patience::Patience;
 use crate::sync::{AtomicBool, AtomicUsize, AtomicWaker, Ordering, fence, raise};
 
 /// Seats one lane tracks in its bitset; a seat past them carries its own flag and the overflow mark. The loom
@@ -427,12 +427,10 @@ where
         // While the run is hot, the slots' next jobs come within microseconds: the lane yields its thread a
         // few times before it lets it park, so the driver's next mark finds the lane awake (a wake of a
         // running task costs no futex). A mark ends the wait; its wake has the executor poll the lane again.
-        if this.inbox.pace.load(Ordering::Relaxed) && this.patience.try_now() {
-            let hit = (0..LINGER).any(|_| {
-                relax();
+        if this.inbox.pace.load(Ordering::Relaxed) {
+            this.patience.wait(LINGER, || {
                 signal.words.iter().any(|w| w.load(Ordering::Relaxed) != 0)
             });
-            this.patience.record(hit);
         }
         Poll::Pending
     }

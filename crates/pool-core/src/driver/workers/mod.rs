@@ -7,9 +7,10 @@
 //! task to the same lane ([`Launch::relaunch`]). The core's gate still decides every start: a lane runs only
 //! the jobs its slots hand it, one at a time per slot.
 //!
-//! - A job is pushed, then its seat marked; the lane registers its waker, then reads the marks. An output is
-//!   pushed, then the driver woken; the handle registers the driver's waker, then looks for an output. So no
-//!   wake is lost (the loom model `a_worker_hands_each_job_s_output_back_and_a_cancel_ends_the_job`).
+//! - A job is pushed, then its seat marked; the lane registers its waker, then takes the marks. An output is
+//!   pushed, then the slot's waker woken; that waker is kept from the handle's first poll, which only then
+//!   marks the first job, and the handle looks for an output after it. So no wake is lost (the loom model
+//!   `a_worker_hands_each_job_s_output_back_and_a_cancel_ends_the_job`).
 //! - A cancel (a timeout, an abort) sets the flag and marks the seat; the lane drops the job and hands back a
 //!   placeholder output, and the driver, which keeps polling a task it cancelled, then frees the slot. The
 //!   flag is cleared by the next relaunch, which comes only after that output.
